@@ -1,0 +1,5 @@
+import sys
+
+from maelab.cli import main
+
+sys.exit(main())

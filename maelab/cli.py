@@ -1,0 +1,111 @@
+"""The `maelab` command: argument parsing only; each subcommand calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from maelab.errors import ConfigError, MaelabError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+Handler = Callable[[argparse.Namespace], int]
+
+
+def config_path(name: str) -> str:
+    """A YAML path, or the name of a config shipped with maelab (e.g. `quickstart`)."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return str(p)
+    shipped = CONFIG_DIR / f"{name}.yaml"
+    if shipped.exists():
+        return str(shipped)
+    names = ", ".join(sorted(f.stem for f in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config '{name}' is neither a file nor a shipped config ({names})")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", action="append", default=[],
+                   help="YAML file or shipped config name; repeat to merge left to right")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. train.epochs=5 mask.ratio=0.9 run_dir=runs/x")
+
+
+def _load(args: argparse.Namespace):  # noqa: ANN202
+    from maelab.config import load_config
+
+    return load_config([config_path(c) for c in args.config], args.overrides)
+
+
+# ------------------------------------------------------------------ pretrain
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="pretrain an MAE (one process or torchrun)",
+                       description="Pretrain a masked autoencoder. Config: YAML files + key=value.")
+    _add_config_args(p)
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from run_dir/checkpoints/last.pt, or from the given checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run_pretrain)
+
+
+def _run_pretrain(args: argparse.Namespace) -> int:
+    from maelab.engine.pretrain import pretrain
+
+    cfg = _load(args)
+    res = pretrain(cfg, resume=args.resume, quiet=args.quiet)
+    print(f"loss {res.first_loss:.4f} -> {res.final_loss:.4f} in {res.steps} steps ({res.seconds:.1f} s)")
+    print(f"run folder: {res.run_dir}  (checkpoints/last.pt, figures/reconstruction.png, metrics.jsonl)")
+    return 0
+
+
+# ------------------------------------------------------------------ datasets
+def _add_datasets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("datasets", help="list the datasets maelab knows",
+                       description="List registered datasets, their sizes and whether they work offline.")
+    p.set_defaults(handler=_run_datasets)
+
+
+def _run_datasets(args: argparse.Namespace) -> int:
+    from maelab.data import DATASETS
+
+    print(f"{'name':<18}{'train':>8}{'test':>8}  {'offline':<8} description")
+    for e in sorted(DATASETS.values(), key=lambda e: (not e.offline, e.name)):
+        tr = "-" if e.num_train is None else str(e.num_train)
+        te = "-" if e.num_test is None else str(e.num_test)
+        print(f"{e.name:<18}{tr:>8}{te:>8}  {'yes' if e.offline else 'download':<8} {e.description}")
+    return 0
+
+
+# ------------------------------------------------------------------ main
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_pretrain, _add_datasets]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maelab", description="Masked autoencoders and measured tests of their theory."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        print(f"maelab: error: {exc}", file=sys.stderr)
+        return 2
+    except MaelabError as exc:
+        print(f"maelab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("maelab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Typed configuration: YAML files plus `key=value` overrides, validated once at the edge."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from maelab.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(Strict):
+    """The hierarchical-latent generator (see maelab.data.synthetic)."""
+
+    image_size: int = 16
+    channels: int = 3
+    cell_size: int = 4  # px side of a cell (one local latent each)
+    region_cells: int = 2  # cells per region side (one regional latent each)
+    global_dim: int = 8
+    region_noise_dim: int = 4
+    cell_noise_dim: int = 4
+    num_classes: int = 10
+    pixel_noise: float = 0.02  # std of additive pixel noise, in [0, 1] units
+    class_std: float = 0.5  # within-class std of z_g (the mixture has unit variance)
+    mixing_gain: float = 3.0  # gain inside phi(x) = leak * x + (1 - leak) * tanh(gain * x)
+    mixing_leak: float = 0.2  # slope of phi far from 0 (keeps it invertible)
+    decoder_hidden: int = 64  # sine features per cell decoder
+    decoder_freq: float = 2.0  # std of the sine features' pre-activations
+    world_seed: int = 0  # fixes the mixing functions; samples use DataConfig.seed
+
+
+class DataConfig(Strict):
+    name: str = "synthetic"
+    root: str = "~/.cache/maelab/data"
+    download: bool = False
+    image_size: int | None = None  # None: the dataset's native size
+    num_train: int | None = None  # None: the dataset's default
+    num_test: int | None = None
+    seed: int = 0
+    augment: bool | None = None  # None: the dataset's default (off for synthetic: positions matter)
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    hflip: bool = True
+    num_workers: int = 2
+    on_bad_image: Literal["skip", "error"] = "skip"
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+
+class ModelConfig(Strict):
+    preset: str | None = "tiny"  # fills the fields below that are left unset
+    img_size: int | None = None
+    patch_size: int | None = None
+    in_chans: int | None = None  # None: from the data
+    embed_dim: int | None = None
+    depth: int | None = None
+    num_heads: int | None = None
+    decoder_embed_dim: int | None = None
+    decoder_depth: int | None = None
+    decoder_num_heads: int | None = None
+    mlp_ratio: float | None = None
+    norm_pix_loss: bool = True
+    learnable_pos_embed: bool = False
+
+
+class MaskConfig(Strict):
+    strategy: str = "random"
+    ratio: float = 0.75
+    unit: int | None = None  # mask-unit side in px (block strategy); multiple of the patch
+    ratio_range: tuple[float, float] | None = None  # per-batch ratio drawn uniformly
+
+
+class ObjectiveConfig(Strict):
+    name: str = "mae"
+    umae_lambda: float = 0.01
+    umae_feature: Literal["cls", "mean"] = "cls"
+
+
+class TrainConfig(Strict):
+    epochs: int = 10
+    batch_size: int = 128  # global batch per optimizer step (before accumulation)
+    accum_iter: int = 1
+    blr: float = 1.5e-4
+    lr: float | None = None  # absolute lr; None: blr * batch * accum * world / 256
+    min_lr: float = 0.0
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    clip_grad: float | None = None
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    save_every: int = 0  # epochs between numbered checkpoints; 0: only last.pt
+    save_every_steps: int = 0  # also write last.pt every N optimizer steps; 0: off
+    keep_last: int = 3
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    log_every: int = 10
+    threads: int | None = None
+
+
+class Config(Strict):
+    run_dir: str = "runs/pretrain"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    mask: MaskConfig = MaskConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> Config:
+        m = self.mask
+        if not 0.0 <= m.ratio < 1.0:
+            raise ValueError(f"mask.ratio={m.ratio} must be in [0, 1)")
+        if m.ratio_range is not None:
+            lo, hi = m.ratio_range
+            if not 0.0 <= lo <= hi < 1.0:
+                raise ValueError(f"mask.ratio_range={m.ratio_range} must satisfy 0 <= lo <= hi < 1")
+        t = self.train
+        if t.epochs < 1 or t.batch_size < 1 or t.accum_iter < 1:
+            raise ValueError("train.epochs, train.batch_size and train.accum_iter must be >= 1")
+        return self
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (valid: {', '.join(sorted(options))})"
+
+
+def _format_error(err: ValidationError, model: type[BaseModel]) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        parent: Any = model
+        for part in e["loc"][:-1]:
+            field = parent.model_fields.get(str(part))
+            parent = field.annotation if field is not None else parent
+        options = list(parent.model_fields) if isinstance(parent, type) else []
+        return f"unknown config key '{loc}'{_suggest(str(e['loc'][-1]), options)}"
+    if e["type"] == "value_error":
+        return f"bad config: {e['msg'].removeprefix('Value error, ')}"
+    return f"bad config value for '{loc}': {e['msg']} (got {e.get('input')!r})"
+
+
+def parse_value(text: str) -> Any:
+    """Parse the right-hand side of `key=value` with YAML rules (numbers, bools, lists, null)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{dotted}': '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key=value (e.g. train.epochs=5)")
+        key, _, value = item.partition("=")
+        set_dotted(tree, key.strip(), parse_value(value.strip()))
+    return tree
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file '{p}' not found (give a path to a YAML file)")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{p}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{p}' must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def build_config(tree: dict[str, Any], model: type[BaseModel] = Config) -> Any:
+    try:
+        return model.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, model)) from None
+
+
+def load_config(
+    files: list[str] | None = None, overrides: list[str] | None = None, model: type[BaseModel] = Config
+) -> Any:
+    """Merge YAML files left to right, then `key=value` overrides, and validate."""
+    tree: dict[str, Any] = {}
+    for f in files or []:
+        tree = deep_merge(tree, read_yaml(f))
+    tree = deep_merge(tree, parse_overrides(overrides or []))
+    return build_config(tree, model)
+
+
+def dump_config(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

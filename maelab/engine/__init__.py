@@ -1,0 +1,1 @@
+"""Training engine: optimizer, schedule, checkpoints, distributed, the pretraining loop."""

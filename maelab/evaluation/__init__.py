@@ -1,0 +1,1 @@
+"""Evaluation of pretrained encoders: features, linear probe, k-NN, fine-tuning, reconstructions."""

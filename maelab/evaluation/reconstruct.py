@@ -1,0 +1,102 @@
+"""Reconstruction grids: original | masked input | reconstruction | reconstruction + visible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from maelab.data.base import ImageSet, Split  # noqa: E402
+from maelab.data.loader import eval_batches  # noqa: E402
+from maelab.masking import MaskGeometry, mask_noise  # noqa: E402
+from maelab.models.mae import MaskedAutoencoder  # noqa: E402
+
+
+@torch.no_grad()
+def reconstruct(
+    model: MaskedAutoencoder,
+    imgs: torch.Tensor,
+    mask_ratio: float = 0.75,
+    strategy: str = "random",
+    unit: int | None = None,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Images in the model's input space (N, C, H, W): masked input, reconstruction, pasted.
+
+    With norm-pix targets the prediction of each patch is mapped back with the mean and
+    variance of the true patch, the usual way to display such models.
+    """
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    geom = MaskGeometry(model.arch.grid_size, model.patch_size)
+    noise = mask_noise(strategy, imgs.shape[0], geom, mask_ratio, unit, g).to(imgs.device)
+    _, pred, mask = model(imgs, mask_ratio=mask_ratio, noise=noise)
+    target = model.patchify(imgs)  # (N, L, p*p*C)
+    if model.norm_pix_loss:
+        mean = target.mean(dim=-1, keepdim=True)
+        var = target.var(dim=-1, keepdim=True)
+        pred = pred * (var + 1.0e-6) ** 0.5 + mean
+    m = mask.unsqueeze(-1)  # (N, L, 1)
+    return {
+        "original": imgs,
+        "masked": model.unpatchify(target * (1 - m)),
+        "reconstruction": model.unpatchify(pred),
+        "pasted": model.unpatchify(target * (1 - m) + pred * m),
+        "mask": mask,
+    }
+
+
+def _to_display(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    m = torch.tensor(mean).view(-1, 1, 1)
+    s = torch.tensor(std).view(-1, 1, 1)
+    return (x.cpu().float() * s + m).clamp(0, 1).permute(1, 2, 0)
+
+
+def reconstruction_figure(
+    model: MaskedAutoencoder,
+    split: Split,
+    path: str | Path,
+    num_images: int = 6,
+    mask_ratio: float = 0.75,
+    strategy: str = "random",
+    unit: int | None = None,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Path:
+    """Save a PNG grid, one row per image, for the first `num_images` of `split`."""
+    imgs, _ = next(iter(eval_batches(split, num_images, model.arch.img_size, torch.device(device))))
+    out = reconstruct(model, imgs, mask_ratio, strategy, unit, seed)
+    mean, std = (split.mean, split.std)
+    cols = ["original", "masked", "reconstruction", "pasted"]
+    titles = {
+        "original": "original",
+        "masked": f"masked ({mask_ratio:.0%})",
+        "reconstruction": "reconstruction",
+        "pasted": "reconstruction + visible",
+    }
+    n = imgs.shape[0]
+    fig, axes = plt.subplots(n, 4, figsize=(4 * 1.6, n * 1.6), squeeze=False)
+    cmap = "gray" if imgs.shape[1] == 1 else None
+    for i in range(n):
+        for j, key in enumerate(cols):
+            img = _to_display(out[key][i], mean, std)
+            axes[i, j].imshow(img.squeeze(-1) if cmap else img, cmap=cmap, vmin=0, vmax=1)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if i == 0:
+                axes[i, j].set_title(titles[key], fontsize=8)
+    note = "norm-pix output un-normalised with each true patch's mean/std" if model.norm_pix_loss else "pixel output"
+    fig.suptitle(f"{strategy} mask, seed {seed}; {note}", fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["ImageSet", "reconstruct", "reconstruction_figure"]

@@ -1,0 +1,220 @@
+"""Masked autoencoder with a ViT backbone (He et al. 2022), built from timm blocks.
+
+Parameter names follow the official MAE checkpoints, so `mae_pretrain_vit_*.pth` files load
+here and the encoder part loads into a `timm` VisionTransformer unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import partial
+
+import torch
+from timm.layers import PatchEmbed
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from maelab.masking import mask_from_noise
+from maelab.models.pos_embed import sincos_2d
+
+
+@dataclass(frozen=True)
+class MAEArch:
+    """Everything that fixes the shapes of a MaskedAutoencoder."""
+
+    img_size: int = 32
+    patch_size: int = 4
+    in_chans: int = 3
+    embed_dim: int = 192
+    depth: int = 6
+    num_heads: int = 3
+    decoder_embed_dim: int = 128
+    decoder_depth: int = 2
+    decoder_num_heads: int = 4
+    mlp_ratio: float = 4.0
+    norm_pix_loss: bool = True
+    learnable_pos_embed: bool = False
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field and the fix."""
+        if self.img_size % self.patch_size:
+            raise ValueError(
+                f"image size {self.img_size} is not divisible by patch size {self.patch_size}; "
+                "choose model.patch_size dividing data.image_size"
+            )
+        for dim, heads, name in (
+            (self.embed_dim, self.num_heads, "embed_dim/num_heads"),
+            (self.decoder_embed_dim, self.decoder_num_heads, "decoder_embed_dim/decoder_num_heads"),
+        ):
+            if heads < 1 or dim % heads:
+                raise ValueError(f"{name}: {heads} heads do not divide width {dim}; pick a divisor")
+            if dim % 4:
+                raise ValueError(f"{name}: width {dim} must be a multiple of 4 (2-D sin-cos table)")
+        if self.in_chans not in (1, 3):
+            raise ValueError(f"in_chans={self.in_chans}: maelab supports 1 or 3 channels")
+        if self.depth < 1 or self.decoder_depth < 0:
+            raise ValueError("depth must be >= 1 and decoder_depth >= 0")
+
+    @property
+    def grid_size(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size**2
+
+
+class MaskedAutoencoder(nn.Module):
+    """ViT encoder on visible patches + light decoder with a learned mask token."""
+
+    def __init__(self, arch: MAEArch | None = None, **kwargs: object) -> None:
+        super().__init__()
+        arch = arch or MAEArch(**kwargs)  # type: ignore[arg-type]
+        arch.validate()
+        self.arch = arch
+        self.patch_size = arch.patch_size
+        self.in_chans = arch.in_chans
+        self.norm_pix_loss = arch.norm_pix_loss
+        norm_layer = partial(nn.LayerNorm, eps=1e-6)
+        d, dd, n = arch.embed_dim, arch.decoder_embed_dim, arch.num_patches
+        pos_grad = arch.learnable_pos_embed
+
+        # encoder
+        self.patch_embed = PatchEmbed(arch.img_size, arch.patch_size, arch.in_chans, d)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, n + 1, d), requires_grad=pos_grad)
+        self.blocks = nn.ModuleList(
+            Block(d, arch.num_heads, arch.mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
+            for _ in range(arch.depth)
+        )
+        self.norm = norm_layer(d)
+
+        # decoder
+        self.decoder_embed = nn.Linear(d, dd, bias=True)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, n + 1, dd), requires_grad=pos_grad)
+        self.decoder_blocks = nn.ModuleList(
+            Block(dd, arch.decoder_num_heads, arch.mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
+            for _ in range(arch.decoder_depth)
+        )
+        self.decoder_norm = norm_layer(dd)
+        self.decoder_pred = nn.Linear(dd, arch.patch_size**2 * arch.in_chans, bias=True)
+        self.initialize_weights()
+
+    # ---------------------------------------------------------------- init
+    def initialize_weights(self) -> None:
+        """Official MAE init: sin-cos tables, Linear-style patch projection, xavier Linears."""
+        g = self.arch.grid_size
+        self.pos_embed.data.copy_(sincos_2d(self.pos_embed.shape[-1], g, cls_token=True)[None])
+        self.decoder_pos_embed.data.copy_(
+            sincos_2d(self.decoder_pos_embed.shape[-1], g, cls_token=True)[None]
+        )
+        w = self.patch_embed.proj.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.apply(self._init_module)
+
+    @staticmethod
+    def _init_module(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # ---------------------------------------------------------------- patches
+    def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, L, p*p*C), raster patch order, (row, col, channel) inside a patch."""
+        p, c = self.patch_size, self.in_chans
+        n, _, h, w = imgs.shape
+        x = imgs.reshape(n, c, h // p, p, w // p, p)
+        x = torch.einsum("nchpwq->nhwpqc", x)
+        return x.reshape(n, (h // p) * (w // p), p * p * c)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, L, p*p*C) -> (N, C, H, W)."""
+        p, c = self.patch_size, self.in_chans
+        g = int(round(x.shape[1] ** 0.5))
+        x = x.reshape(x.shape[0], g, g, p, p, c)
+        x = torch.einsum("nhwpqc->nchpwq", x)
+        return x.reshape(x.shape[0], c, g * p, g * p)
+
+    # ---------------------------------------------------------------- encoder
+    def random_masking(
+        self, x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keep the patches with the smallest noise. x: (N, L, D)."""
+        n, num_patches, d = x.shape
+        if noise is None:
+            noise = torch.rand(n, num_patches, device=x.device)
+        ids_keep, mask, ids_restore = mask_from_noise(noise.to(x.device), mask_ratio)
+        x_masked = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, d))  # (N, K, D)
+        return x_masked, mask.to(x.dtype), ids_restore
+
+    def forward_encoder(
+        self, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns latent (N, 1 + K, D) with the cls token first, mask (N, L), ids_restore (N, L)."""
+        x = self.patch_embed(imgs) + self.pos_embed[:, 1:, :]  # (N, L, D)
+        x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
+        cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x), mask, ids_restore
+
+    def encode(self, imgs: torch.Tensor, layer: int | None = None) -> torch.Tensor:
+        """All tokens without masking, in raster order: (N, 1 + L, D), cls first.
+
+        `layer` returns the output of block `layer` (0-based) before the final norm.
+        """
+        x = self.patch_embed(imgs) + self.pos_embed[:, 1:, :]
+        cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x)
+            if layer is not None and i == layer:
+                return x
+        return self.norm(x)
+
+    # ---------------------------------------------------------------- decoder
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """latent (N, 1 + K, D) -> per-patch predictions (N, L, p*p*C)."""
+        x = self.decoder_embed(latent)  # (N, 1 + K, Dd)
+        n, num_patches = ids_restore.shape
+        mask_tokens = self.mask_token.expand(n, num_patches + 1 - x.shape[1], -1)
+        x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)  # (N, L, Dd), shuffled order
+        x_ = torch.gather(x_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+        x = torch.cat([x[:, :1, :], x_], dim=1) + self.decoder_pos_embed
+        for blk in self.decoder_blocks:
+            x = blk(x)
+        x = self.decoder_norm(x)
+        return self.decoder_pred(x)[:, 1:, :]
+
+    # ---------------------------------------------------------------- loss
+    def target(self, imgs: torch.Tensor) -> torch.Tensor:
+        """Per-patch regression target; with norm_pix, (t - mean) / sqrt(var + 1e-6) per patch."""
+        t = self.patchify(imgs)
+        if self.norm_pix_loss:
+            mean = t.mean(dim=-1, keepdim=True)
+            var = t.var(dim=-1, keepdim=True)  # unbiased, as in the official code
+            t = (t - mean) / (var + 1.0e-6) ** 0.5
+        return t
+
+    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean squared error averaged over removed patches only."""
+        loss = (pred.float() - self.target(imgs).float()).pow(2).mean(dim=-1)  # (N, L)
+        return (loss * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def forward(
+        self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        pred = self.forward_decoder(latent, ids_restore)
+        return self.forward_loss(imgs, pred, mask), pred, mask
+
+    def arch_dict(self) -> dict[str, object]:
+        return asdict(self.arch)
