@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,13 +47,24 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from run_dir/checkpoints/last.pt, or from the given checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check config, data, model (and --resume checkpoint), run one batch, write nothing")
     p.set_defaults(handler=_run_pretrain)
 
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     from maelab.engine.pretrain import pretrain
 
+    if args.resume and "=" in args.resume and not Path(args.resume).exists():
+        # `--resume train.epochs=9`: argparse took the override for the optional path
+        args.overrides, args.resume = [*args.overrides, args.resume], "auto"
     cfg = _load(args)
+    if args.dry_run:
+        res = pretrain(cfg, resume=args.resume, quiet=True, dry_run=True)
+        n = sum(p.numel() for p in res.model.parameters())
+        print(f"dry run OK: {n / 1e6:.2f}M-parameter model, first-batch loss {res.final_loss:.4f}; "
+              f"nothing written to {res.run_dir}")
+        return 0
     res = pretrain(cfg, resume=args.resume, quiet=args.quiet)
     print(f"loss {res.first_loss:.4f} -> {res.final_loss:.4f} in {res.steps} steps ({res.seconds:.1f} s)")
     print(f"run folder: {res.run_dir}  (checkpoints/last.pt, figures/reconstruction.png, metrics.jsonl)")
@@ -91,20 +103,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Like `parse_args`, but `key=value` overrides may also follow the options."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    if extra and (len(overrides) < len(extra) or not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    return args
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of an error as one line.
+
+    An error raised in a DataLoader worker comes back as "Caught X in DataLoader worker process
+    N. Original Traceback ...": its last line holds the original message.
+    """
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if "Original Traceback" in text:
+        last = lines[-1]
+        name = type(exc).__name__
+        return last.split(f"{name}: ", 1)[1] if f"{name}: " in last else last
+    return lines[0] if len(lines) == 1 else " ".join(lines)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"maelab: warning: {one_line(Warning(str(message)))}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except ConfigError as exc:
-        print(f"maelab: error: {exc}", file=sys.stderr)
-        return 2
-    except MaelabError as exc:
-        print(f"maelab: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("maelab: interrupted", file=sys.stderr)
-        return 130
+    args = parse_args(parser, argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning  # one line per warning, no source excerpt
+        try:
+            return args.handler(args)
+        except ConfigError as exc:
+            print(f"maelab: error: {one_line(exc)}", file=sys.stderr)
+            return 2
+        except MaelabError as exc:
+            print(f"maelab: error: {one_line(exc)}", file=sys.stderr)
+            return 1
+        except OSError as exc:  # disk full, permissions, a vanished file: the environment, not maelab
+            print(f"maelab: error: {one_line(exc)}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("maelab: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

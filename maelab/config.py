@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maelab.errors import ConfigError
 
 
+# Bounds checked where the value enters, so a bad number is reported by its key, not by a crash
+# deep inside training (a zero log interval, a negative width, a seed numpy refuses).
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SyntheticConfig(Strict):
@@ -33,37 +42,37 @@ class SyntheticConfig(Strict):
     mixing_leak: float = 0.2  # slope of phi far from 0 (keeps it invertible)
     decoder_hidden: int = 64  # sine features per cell decoder
     decoder_freq: float = 2.0  # std of the sine features' pre-activations
-    world_seed: int = 0  # fixes the mixing functions; samples use DataConfig.seed
+    world_seed: Seed = 0  # fixes the mixing functions; samples use DataConfig.seed
 
 
 class DataConfig(Strict):
     name: str = "synthetic"
     root: str = "~/.cache/maelab/data"
     download: bool = False
-    image_size: int | None = None  # None: the dataset's native size
-    num_train: int | None = None  # None: the dataset's default
-    num_test: int | None = None
-    seed: int = 0
+    image_size: PosInt | None = None  # None: the dataset's native size
+    num_train: PosInt | None = None  # None: the dataset's default
+    num_test: PosInt | None = None
+    seed: Seed = 0
     augment: bool | None = None  # None: the dataset's default (off for synthetic: positions matter)
     crop_scale: tuple[float, float] = (0.2, 1.0)
     hflip: bool = True
-    num_workers: int = 2
+    num_workers: NonNegInt = 2
     on_bad_image: Literal["skip", "error"] = "skip"
     synthetic: SyntheticConfig = SyntheticConfig()
 
 
 class ModelConfig(Strict):
     preset: str | None = "tiny"  # fills the fields below that are left unset
-    img_size: int | None = None
-    patch_size: int | None = None
-    in_chans: int | None = None  # None: from the data
-    embed_dim: int | None = None
-    depth: int | None = None
-    num_heads: int | None = None
-    decoder_embed_dim: int | None = None
-    decoder_depth: int | None = None
-    decoder_num_heads: int | None = None
-    mlp_ratio: float | None = None
+    img_size: PosInt | None = None
+    patch_size: PosInt | None = None
+    in_chans: PosInt | None = None  # None: from the data
+    embed_dim: PosInt | None = None
+    depth: PosInt | None = None
+    num_heads: PosInt | None = None
+    decoder_embed_dim: PosInt | None = None
+    decoder_depth: NonNegInt | None = None
+    decoder_num_heads: PosInt | None = None
+    mlp_ratio: PosFloat | None = None
     norm_pix_loss: bool = True
     learnable_pos_embed: bool = False
 
@@ -71,7 +80,7 @@ class ModelConfig(Strict):
 class MaskConfig(Strict):
     strategy: str = "random"
     ratio: float = 0.75
-    unit: int | None = None  # mask-unit side in px (block strategy); multiple of the patch
+    unit: PosInt | None = None  # mask-unit side in px (block strategy); multiple of the patch
     ratio_range: tuple[float, float] | None = None  # per-batch ratio drawn uniformly
 
 
@@ -82,30 +91,30 @@ class ObjectiveConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = 10
-    batch_size: int = 128  # global batch per optimizer step (before accumulation)
-    accum_iter: int = 1
-    blr: float = 1.5e-4
-    lr: float | None = None  # absolute lr; None: blr * batch * accum * world / 256
-    min_lr: float = 0.0
-    warmup_epochs: float = 1.0
-    weight_decay: float = 0.05
+    epochs: PosInt = 10
+    batch_size: PosInt = 128  # global batch per optimizer step (before accumulation)
+    accum_iter: PosInt = 1
+    blr: NonNegFloat = 1.5e-4
+    lr: NonNegFloat | None = None  # absolute lr; None: blr * batch * accum * world / 256
+    min_lr: NonNegFloat = 0.0
+    warmup_epochs: NonNegFloat = 1.0
+    weight_decay: NonNegFloat = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
-    clip_grad: float | None = None
+    clip_grad: PosFloat | None = None
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     compile: bool = False
-    seed: int = 0
+    seed: Seed = 0
     device: str = "auto"
-    save_every: int = 0  # epochs between numbered checkpoints; 0: only last.pt
-    save_every_steps: int = 0  # also write last.pt every N optimizer steps; 0: off
-    keep_last: int = 3
+    save_every: NonNegInt = 0  # epochs between numbered checkpoints; 0: only last.pt
+    save_every_steps: NonNegInt = 0  # also write last.pt every N optimizer steps; 0: off
+    keep_last: PosInt = 3
     on_nonfinite: Literal["stop", "skip"] = "stop"
-    log_every: int = 10
-    threads: int | None = None
+    log_every: PosInt = 10
+    threads: PosInt | None = None
 
 
 class Config(Strict):
-    run_dir: str = "runs/pretrain"
+    run_dir: Annotated[str, Field(min_length=1)] = "runs/pretrain"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     mask: MaskConfig = MaskConfig()
@@ -121,9 +130,11 @@ class Config(Strict):
             lo, hi = m.ratio_range
             if not 0.0 <= lo <= hi < 1.0:
                 raise ValueError(f"mask.ratio_range={m.ratio_range} must satisfy 0 <= lo <= hi < 1")
-        t = self.train
-        if t.epochs < 1 or t.batch_size < 1 or t.accum_iter < 1:
-            raise ValueError("train.epochs, train.batch_size and train.accum_iter must be >= 1")
+        lo, hi = self.data.crop_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"data.crop_scale={self.data.crop_scale} must satisfy 0 < lo <= hi <= 1")
+        if not all(0.0 <= b < 1.0 for b in self.train.betas):
+            raise ValueError(f"train.betas={self.train.betas} must both be in [0, 1)")
         return self
 
 

@@ -16,8 +16,14 @@ def removed(num_patches: int, ratio: float) -> int:
     return num_patches - int(num_patches * (1 - ratio))
 
 
-def mask_of(strategy: str, geom: MaskGeometry, ratio: float, unit: int | None = None, n: int = 8,
-            seed: int = 0) -> torch.Tensor:  # fmt: skip
+def mask_of(
+    strategy: str,
+    geom: MaskGeometry,
+    ratio: float,
+    unit: int | None = None,
+    n: int = 8,
+    seed: int = 0,
+) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return mask_from_noise(mask_noise(strategy, n, geom, ratio, unit, generator=g), ratio)[1]
 
@@ -120,8 +126,10 @@ def test_block_default_unit_is_the_patch() -> None:
     assert mask_noise("block", 2, geom, 0.75).shape == (2, 64)
 
 
-@pytest.mark.parametrize("unit,message", [(6, "multiple of the patch"), (10, "multiple of the patch"),
-                                          (24, "divide the image")])  # fmt: skip
+@pytest.mark.parametrize(
+    "unit,message",
+    [(6, "multiple of the patch"), (10, "multiple of the patch"), (24, "divide the image")],
+)
 def test_block_unit_errors(unit: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         mask_noise("block", 1, MaskGeometry(grid=8, patch_size=4), 0.75, unit)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
+
+from maelab.errors import MaelabError
 
 
 class MetricsLog:
@@ -17,17 +20,23 @@ class MetricsLog:
         self._tb = None
         if not enabled:
             return
-        if resume_step is not None:
-            truncate_after(self.path, resume_step)
+        # a fresh run replaces an old log in the same folder, as it replaces its checkpoints
+        truncate_after(self.path, resume_step if resume_step is not None else 0)
         from torch.utils.tensorboard import SummaryWriter
 
-        self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step)
+        self._tb = SummaryWriter(
+            log_dir=str(run_dir / "tensorboard"),
+            purge_step=resume_step if resume_step is not None else 0,
+        )
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise MaelabError(f"cannot write {self.path} ({exc.strerror or exc})") from None
         step = int(record.get("step", 0))
         for key, value in record.items():
             if key not in ("step", "epoch", "kind") and isinstance(value, (int, float)):
@@ -39,16 +48,38 @@ class MetricsLog:
             self._tb.close()
 
 
+def _parse(line: str) -> dict[str, Any] | None:
+    """One record, or None for a line torn by a killed process (or not a record at all)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("step", 0), (int, float)):
+        return None
+    return record
+
+
 def truncate_after(path: Path, step: int) -> None:
-    """Drop records logged after `step`: they belong to work a resumed run will redo."""
+    """Drop records logged after `step`: they belong to work a resumed run will redo.
+
+    Torn lines are dropped too. The file is replaced atomically, so a kill here loses nothing.
+    """
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in keep))
+    keep = []
+    for line in path.read_text(errors="replace").splitlines():
+        record = _parse(line)
+        if record is not None and record.get("step", 0) <= step:
+            keep.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl, skipping torn or foreign lines."""
     p = Path(path)
     if not p.exists():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    records = (_parse(line) for line in p.read_text(errors="replace").splitlines() if line.strip())
+    return [r for r in records if r is not None]

@@ -7,6 +7,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,12 @@ from maelab.config import Config, dump_config
 from maelab.data import augment_enabled, build_splits
 from maelab.data.base import Splits
 from maelab.data.loader import Batching, derive_seed, steps_per_epoch, train_batches
-from maelab.engine.checkpoint import atomic_save, load_checkpoint, prune_numbered
+from maelab.engine.checkpoint import (
+    atomic_save,
+    load_checkpoint,
+    prune_numbered,
+    remove_stale_temps,
+)
 from maelab.engine.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from maelab.engine.logging import MetricsLog
 from maelab.engine.optim import build_adamw
@@ -36,6 +42,19 @@ from maelab.objectives import ObjectiveOutput, get_objective
 
 class NonFiniteLossError(MaelabError):
     """The loss became NaN or infinite."""
+
+
+# with train.on_nonfinite=skip, this many skipped updates in a row end the run: the weights
+# no longer produce finite losses and skipping would only burn time
+MAX_SKIPS_IN_A_ROW = 100
+# fields that change how a run is operated, not what it computes (no warning when they change
+# between a checkpoint and the run that resumes it)
+OPERATIONAL_FIELDS = (
+    "run_dir", "data.root", "data.download", "data.num_workers", "data.num_test",
+    "data.on_bad_image", "train.device", "train.threads", "train.compile", "train.log_every",
+    "train.save_every", "train.save_every_steps", "train.keep_last", "train.on_nonfinite",
+)  # fmt: skip
+CHECKPOINT_KEYS = ("model", "arch", "optimizer", "epoch", "next_iter", "global_step", "opt_steps")
 
 
 class TrainStep(nn.Module):
@@ -64,9 +83,20 @@ class PretrainResult:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name} but CUDA is not available; use train.device=cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device={name!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={name} but CUDA is not available; use train.device=cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"train.device={name} but only {torch.cuda.device_count()} CUDA devices are visible"
+            )
+    return device
 
 
 def autocast_for(amp: str, device: torch.device) -> tuple[Any, torch.amp.GradScaler | None]:
@@ -90,6 +120,11 @@ def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
         arch.validate()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"bad model config: {exc}") from None
+    if arch.in_chans != splits.train.channels:
+        raise ConfigError(
+            f"model.in_chans={arch.in_chans} but data '{cfg.data.name}' has "
+            f"{splits.train.channels} channels; leave model.in_chans unset"
+        )
     return MaskedAutoencoder(arch)
 
 
@@ -114,11 +149,32 @@ def check_mask_config(cfg: Config, model: MaskedAutoencoder) -> None:
 
 
 def rng_states() -> dict[str, Any]:
+    """Global RNG states in types `torch.load(weights_only=True)` reads back.
+
+    Training draws every random number from generators seeded by (seed, epoch, step), so these
+    are stored for completeness (and for user code that uses the global generators).
+    """
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state()[1].tolist(),
-        "python": random.getstate()[1],
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
+        "python": random.getstate(),
     }
+
+
+def restore_rng_states(states: Any) -> None:
+    """Undo `rng_states`; states of another format (older maelab) are ignored."""
+    try:
+        torch.set_rng_state(states["torch"])
+        if states.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+        kind, keys, pos, has_gauss, gauss = states["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        version, internal, gauss_next = states["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError):
+        pass
 
 
 def checkpoint_state(
@@ -130,6 +186,8 @@ def checkpoint_state(
     next_iter: int,
     global_step: int,
     opt_steps: int,
+    schedule: dict[str, Any] | None = None,
+    progress: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "model": model.state_dict(),
@@ -141,17 +199,33 @@ def checkpoint_state(
         "next_iter": next_iter,  # iteration of `epoch` to continue from
         "global_step": global_step,
         "opt_steps": opt_steps,
+        # lr is a pure function of the step; the parameters are kept to make that visible
+        "schedule": schedule or {},
+        # running sums of the epoch in progress, so a mid-epoch resume logs the same epoch loss
+        "progress": progress or {},
         "rng": rng_states(),
-        "versions": {"maelab": maelab.__version__, "torch": torch.__version__},
+        "versions": {"maelab": maelab.__version__, "torch": str(torch.__version__)},
     }
 
 
-def pretrain(cfg: Config, resume: str | bool | None = None, quiet: bool = False) -> PretrainResult:
-    """Pretrain an MAE as configured; returns the trained model and where its run lives."""
+def pretrain(
+    cfg: Config, resume: str | bool | None = None, quiet: bool = False, dry_run: bool = False
+) -> PretrainResult:
+    """Pretrain an MAE as configured; returns the trained model and where its run lives.
+
+    `dry_run`: check the config, build the data and the model, restore `resume` if given, run
+    one forward pass on the first batch, and return without writing anything.
+    """
     t = cfg.train
     device = resolve_device(t.device)
     if t.threads:
         torch.set_num_threads(t.threads)
+    world = env_world_size()
+    if t.batch_size % world:
+        raise ConfigError(
+            f"train.batch_size={t.batch_size} must be a multiple of the {world} processes "
+            f"(at least one image each); use train.batch_size={world * max(1, t.batch_size // world)}"
+        )
     dist_info = init_distributed(device.type)
     if dist_info.enabled and device.type == "cuda":
         device = torch.device("cuda", dist_info.local_rank)
@@ -160,8 +234,11 @@ def pretrain(cfg: Config, resume: str | bool | None = None, quiet: bool = False)
         raise ConfigError(
             f"train.batch_size={t.batch_size} must be a multiple of the {dist_info.world} processes"
         )
-    run_dir = Path(cfg.run_dir)
+    run_dir = Path(cfg.run_dir).expanduser()
     ckpt_dir = run_dir / "checkpoints"
+    for d in (run_dir, ckpt_dir):
+        if d.exists() and not d.is_dir():
+            raise ConfigError(f"run_dir: {d} is a file, not a folder; choose another run_dir")
 
     splits = build_splits(cfg.data)
     torch.manual_seed(t.seed)
@@ -175,20 +252,12 @@ def pretrain(cfg: Config, resume: str | bool | None = None, quiet: bool = False)
     # resume
     start_epoch, start_iter, global_step, opt_steps = 0, 0, 0, 0
     resume_path = _resume_path(resume, ckpt_dir)
+    progress: dict[str, Any] = {}
     if resume_path is not None:
         state = load_checkpoint(resume_path)
-        _check_arch(state, model, resume_path)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, start_iter = int(state["epoch"]), int(state["next_iter"])
-        global_step, opt_steps = int(state["global_step"]), int(state["opt_steps"])
-
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
-    log = MetricsLog(run_dir, dist_info.is_main, resume_step=global_step if resume_path else None)
+        start_epoch, start_iter, global_step, opt_steps = _restore(state, resume_path, model, opt, scaler)
+        progress = state.get("progress") or {}
+        _warn_config_changes(state.get("config"), cfg, resume_path)
 
     step_module: nn.Module = TrainStep(model, cfg)
     if dist_info.enabled:
@@ -211,10 +280,27 @@ def pretrain(cfg: Config, resume: str | bool | None = None, quiet: bool = False)
     geom = MaskGeometry(model.arch.grid_size, model.patch_size)
     img_size = model.arch.img_size
     t0 = time.time()
+    if dry_run:
+        loss = _dry_run_loss(step_module, splits, batching, img_size, device, geom, cfg, autocast)
+        return PretrainResult(run_dir, model, loss, loss, 0, time.time() - t0)
+
+    if dist_info.is_main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(dump_config(cfg))
+        except OSError as exc:
+            raise ConfigError(
+                f"run_dir={cfg.run_dir} cannot be written ({exc.strerror or exc}); choose a writable folder"
+            ) from None
+        remove_stale_temps(ckpt_dir)  # left by a run killed while saving
+    log = MetricsLog(run_dir, dist_info.is_main, resume_step=global_step if resume_path else None)
+    schedule = {"base_lr": base_lr, "min_lr": t.min_lr, "warmup_epochs": t.warmup_epochs,
+                "epochs": t.epochs, "iters_per_epoch": iters, "accum_iter": accum}  # fmt: skip
     first_loss = math.nan
     last_loss = math.nan
-    skipped = 0
-    last_good = str(resume_path) if resume_path else "none"
+    skipped = int(progress.get("skipped", 0))
+    skips_in_a_row = 0
+    last_good = str(resume_path) if resume_path else "none yet"
     total = t.epochs * iters
     bar = tqdm(
         total=total,
@@ -228,6 +314,8 @@ def pretrain(cfg: Config, resume: str | bool | None = None, quiet: bool = False)
     for epoch in range(start_epoch, t.epochs):
         first_it = start_iter if epoch == start_epoch else 0
         running, count = 0.0, 0
+        if epoch == start_epoch and first_it and progress:
+            running, count = float(progress.get("loss_sum", 0.0)), int(progress.get("count", 0))
         batches = train_batches(splits.train, batching, epoch, img_size, device, start_step=first_it)
         for it, (imgs, _labels) in enumerate(batches, start=first_it):
             group_start = (it // accum) * accum
@@ -247,51 +335,80 @@ def pretrain(cfg: Config, resume: str | bool | None = None, quiet: bool = False)
             with no_sync(), autocast:
                 out = step_module(imgs, ratio, noise)
             loss_value = float(out.loss.detach())
-            if not math.isfinite(loss_value):
-                if t.on_nonfinite == "stop":
-                    bar.close()
-                    raise NonFiniteLossError(
-                        f"loss is {loss_value} at epoch {epoch} iteration {it} (step {global_step}, "
-                        f"lr {opt.param_groups[0]['lr']:.3g}); last good checkpoint: {last_good}. "
-                        "Lower train.blr, set train.clip_grad, or train.on_nonfinite=skip"
-                    )
-                skipped += 1
-                opt.zero_grad(set_to_none=True)
-                global_step += 1
-                bar.update(1)
-                continue
+            finite = math.isfinite(loss_value)
+            if not finite and t.on_nonfinite == "stop":
+                bar.close()
+                raise NonFiniteLossError(
+                    f"loss is {loss_value} at step {global_step + 1} (epoch {epoch}, iteration {it}, "
+                    f"lr {opt.param_groups[0]['lr']:.3g}); last good checkpoint: {last_good}. "
+                    "Lower train.blr, set train.clip_grad, or pass train.on_nonfinite=skip"
+                )
+            # with `skip`, a non-finite loss still runs backward: its gradients are non-finite on
+            # every process after the all-reduce, so all processes skip the update together
             with no_sync():
                 scaled = out.loss / group_size
                 (scaler.scale(scaled) if scaler else scaled).backward()
+            stepped = False
             if sync:
-                if t.clip_grad:
+                grads_ok = True
+                if t.clip_grad or t.on_nonfinite == "skip":
                     if scaler:
                         scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
-                if scaler:
-                    scaler.step(opt)
-                    scaler.update()
+                    if t.clip_grad:
+                        norm = nn.utils.clip_grad_norm_(model.parameters(), t.clip_grad)
+                    else:
+                        norm = nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+                    # the fp16 scaler skips non-finite updates itself (and lowers its scale)
+                    grads_ok = scaler is not None or bool(torch.isfinite(norm))
+                    if not grads_ok and t.on_nonfinite == "stop":
+                        bar.close()
+                        raise NonFiniteLossError(
+                            f"gradient norm is {float(norm)} at step {global_step + 1} (epoch {epoch}, "
+                            f"iteration {it}, lr {opt.param_groups[0]['lr']:.3g}); last good checkpoint: "
+                            f"{last_good}. Lower train.blr or pass train.on_nonfinite=skip"
+                        )
+                if grads_ok:
+                    if scaler:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    opt_steps += 1
+                    stepped = True
+                    skips_in_a_row = 0
                 else:
-                    opt.step()
+                    skipped += 1
+                    skips_in_a_row += 1
+                    if skips_in_a_row >= MAX_SKIPS_IN_A_ROW:
+                        bar.close()
+                        raise NonFiniteLossError(
+                            f"{skips_in_a_row} updates in a row skipped for non-finite values, up to "
+                            f"step {global_step + 1} (lr {opt.param_groups[0]['lr']:.3g}); last good "
+                            f"checkpoint: {last_good}. Lower train.blr or set train.clip_grad"
+                        )
                 opt.zero_grad(set_to_none=True)
-                opt_steps += 1
             global_step += 1
+            bar.update(1)
+            if not finite:
+                continue
             if math.isnan(first_loss):
                 first_loss = loss_value
             last_loss = loss_value
             running += loss_value
             count += 1
-            bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{loss_value:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
             if global_step % t.log_every == 0:
                 record = {"kind": "train", "step": global_step, "epoch": epoch, "loss": loss_value,
                           "lr": opt.param_groups[0]["lr"], "mask_ratio": ratio}
                 record.update({k: float(v) for k, v in out.logs.items()})
                 log.write(record)
-            if sync and t.save_every_steps and opt_steps % t.save_every_steps == 0 and it + 1 < iters:
+            if stepped and t.save_every_steps and opt_steps % t.save_every_steps == 0 and it + 1 < iters:
                 if dist_info.is_main:
+                    _check_weights(model, global_step, last_good)
+                    progress = {"loss_sum": running, "count": count, "skipped": skipped}
                     atomic_save(
-                        checkpoint_state(model, opt, scaler, cfg, epoch, it + 1, global_step, opt_steps),
+                        checkpoint_state(model, opt, scaler, cfg, epoch, it + 1, global_step, opt_steps,
+                                         schedule, progress),
                         ckpt_dir / "last.pt",
                     )
                     last_good = str(ckpt_dir / "last.pt")
@@ -300,7 +417,9 @@ def pretrain(cfg: Config, resume: str | bool | None = None, quiet: bool = False)
         if dist_info.is_main:
             log.write({"kind": "epoch", "step": global_step, "epoch": epoch, "loss": epoch_loss,
                        "skipped_steps": skipped, "seconds": time.time() - t0})
-            state = checkpoint_state(model, opt, scaler, cfg, epoch + 1, 0, global_step, opt_steps)
+            _check_weights(model, global_step, last_good)
+            state = checkpoint_state(model, opt, scaler, cfg, epoch + 1, 0, global_step, opt_steps,
+                                     schedule, {"skipped": skipped})
             atomic_save(state, ckpt_dir / "last.pt")
             last_good = str(ckpt_dir / "last.pt")
             if t.save_every and (epoch + 1) % t.save_every == 0:
@@ -323,10 +442,119 @@ def _resume_path(resume: str | bool | None, ckpt_dir: Path) -> Path | None:
     return Path(str(resume))
 
 
+def _restore(
+    state: dict[str, Any],
+    path: Path,
+    model: MaskedAutoencoder,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+) -> tuple[int, int, int, int]:
+    """Load a training checkpoint into model, optimizer and scaler; returns the position
+    (epoch, next iteration, global step, optimizer steps). Mismatches are one CheckpointError."""
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        what = "an official MAE / timm file? load it with maelab.models.interop" if "arch" in missing else ""
+        raise CheckpointError(
+            f"checkpoint '{path}' is not a maelab pretraining checkpoint (no {', '.join(missing)})"
+            + (f"; {what}" if what else "")
+        )
+    _check_arch(state, model, path)
+    _check_state_dict(state["model"], model, path)
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        position = tuple(int(state[k]) for k in ("epoch", "next_iter", "global_step", "opt_steps"))
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"checkpoint '{path}' does not fit this run ({first})") from None
+    restore_rng_states(state.get("rng"))
+    return position  # type: ignore[return-value]
+
+
+def _check_state_dict(sd: Any, model: MaskedAutoencoder, path: Path) -> None:
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"checkpoint '{path}': 'model' holds a {type(sd).__name__}, not a state dict")
+    ours = model.state_dict()
+    missing = [k for k in ours if k not in sd]
+    unexpected = [k for k in sd if k not in ours]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}"
+        for k, v in ours.items()
+        if k in sd and (not isinstance(sd[k], torch.Tensor) or sd[k].shape != v.shape)
+    ]
+    problems = [
+        f"{name} {len(keys)}: {', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
+        for name, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes))
+        if keys
+    ]
+    if problems:
+        raise CheckpointError(f"checkpoint '{path}' does not match the model ({'; '.join(problems)})")
+
+
+def _warn_config_changes(saved: Any, cfg: Config, path: Path) -> None:
+    """Warn (one line) when the resumed run computes something else than the saved one."""
+    if not isinstance(saved, dict):
+        return
+    old, new = _flatten(saved), _flatten(cfg.model_dump(mode="json"))
+    changed = [
+        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k) and not k.startswith(OPERATIONAL_FIELDS)
+    ]
+    if changed:
+        more = f" (+{len(changed) - 4} more)" if len(changed) > 4 else ""
+        warnings.warn(
+            f"resuming {path} with a changed config: {'; '.join(changed[:4])}{more}; "
+            "the result will differ from an uninterrupted run",
+            stacklevel=3,
+        )
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def _check_weights(model: nn.Module, step: int, last_good: str) -> None:
+    """Refuse to save non-finite weights over a good checkpoint."""
+    flags = [torch.isfinite(p).all() for p in model.parameters()]
+    if flags and not bool(torch.stack(flags).all()):
+        raise NonFiniteLossError(
+            f"weights became non-finite by step {step} (not saved); last good checkpoint: {last_good}. "
+            "Lower train.blr or set train.clip_grad"
+        )
+
+
+def _dry_run_loss(
+    step_module: nn.Module,
+    splits: Splits,
+    batching: Batching,
+    img_size: int,
+    device: torch.device,
+    geom: MaskGeometry,
+    cfg: Config,
+    autocast: Any,
+) -> float:
+    """Loss of the first training batch, without a gradient (checks shapes end to end)."""
+    imgs, _ = next(iter(train_batches(splits.train, batching, 0, img_size, device)))
+    g = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.train.seed, 0, 0, 0, 31))
+    noise = mask_noise(cfg.mask.strategy, imgs.shape[0], geom, cfg.mask.ratio, cfg.mask.unit, g)
+    with torch.no_grad(), autocast:
+        return float(step_module(imgs, cfg.mask.ratio, noise.to(device)).loss)
+
+
 def _check_arch(state: dict[str, Any], model: MaskedAutoencoder, path: Path) -> None:
     saved = state.get("arch")
-    if "model" not in state or saved is None:
-        raise CheckpointError(f"checkpoint '{path}' is not a maelab pretraining checkpoint (no model/arch)")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint '{path}' is not a maelab pretraining checkpoint (no arch)")
     ours = model.arch_dict()
     diff = [f"{k}: checkpoint {saved.get(k)} vs config {v}" for k, v in ours.items() if saved.get(k) != v]
     if diff:

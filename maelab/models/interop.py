@@ -144,11 +144,13 @@ def _load(
     module: nn.Module, sd: StateDict, scope: list[str], strict: bool, source_hint: str
 ) -> LoadReport:
     report, loadable = _compare(module.state_dict(), sd, scope)
-    if not report.matched:
+    if not report.matched and not report.shape_mismatched:
         raise CheckpointError(
-            f"no tensor of {source_hint} matches this model (its keys start "
+            f"no tensor name of {source_hint} matches this model (its keys start "
             f"{_first(sorted(sd))}); expected names such as 'blocks.0.attn.qkv.weight'"
         )
+    if not report.matched:
+        raise CheckpointError(f"nothing loaded from {source_hint}: {report.summary()}")
     if strict and not report.ok:
         raise CheckpointError(f"checkpoint does not match the model: {report.summary()}")
     module.load_state_dict(loadable, strict=False)
@@ -212,15 +214,18 @@ def to_timm_vit(
         norm_layer=partial(nn.LayerNorm, eps=1e-6),
         **kwargs,
     )
-    missing, unexpected = vit.load_state_dict(encoder_state_dict(model), strict=False)
+    report, loadable = _compare(vit.state_dict(), encoder_state_dict(model), list(vit.state_dict()))
     fresh = ("head.", "fc_norm.")  # new layers of a classifier
-    bad = [k for k in missing if not k.startswith(fresh)]
-    bad += [k for k in unexpected if not (k.startswith("norm.") and isinstance(vit.norm, nn.Identity))]
+    dropped_norm = isinstance(vit.norm, nn.Identity)
+    bad = [k for k in report.missing if not k.startswith(fresh)]
+    bad += [k for k in report.unexpected if not (k.startswith("norm.") and dropped_norm)]
+    bad += [k for k, _, _ in report.shape_mismatched]
     if bad:
         raise ValueError(
             f"timm ViT built with {sorted(kwargs)} does not take the encoder weights "
             f"({_first(bad)}); drop the options that add or remove parameters"
         )
+    vit.load_state_dict(loadable, strict=False)
     return vit.to(next(model.parameters()).dtype)
 
 
@@ -250,7 +255,10 @@ _HF_QKV = (
     ("attention.q_proj", "attention.k_proj", "attention.v_proj"),
     ("attention.attention.query", "attention.attention.key", "attention.attention.value"),
 )
-_HF_STACK = {"blocks": ("vit.layers", "vit.encoder.layer"), "decoder_blocks": ("decoder.decoder_layers",) * 2}
+_HF_STACK = {
+    "blocks": ("vit.layers", "vit.encoder.layer"),
+    "decoder_blocks": ("decoder.decoder_layers",) * 2,
+}
 _HF_TOP = {
     "cls_token": "vit.embeddings.cls_token",
     "pos_embed": "vit.embeddings.position_embeddings",

@@ -59,8 +59,16 @@ def test_patchify_order_by_hand(in_chans: int) -> None:
 
 def test_patchify_tiny_tensor_literal() -> None:
     """2x2 image, patch 1, 3 channels: each patch is the (R, G, B) of one pixel, raster order."""
-    model = MaskedAutoencoder(img_size=4, patch_size=2, embed_dim=8, depth=1, num_heads=2,
-                              decoder_embed_dim=8, decoder_depth=1, decoder_num_heads=2)  # fmt: skip
+    model = MaskedAutoencoder(
+        img_size=4,
+        patch_size=2,
+        embed_dim=8,
+        depth=1,
+        num_heads=2,
+        decoder_embed_dim=8,
+        decoder_depth=1,
+        decoder_num_heads=2,
+    )
     img = torch.arange(48, dtype=torch.float32).reshape(1, 3, 4, 4)  # value = 16c + 4y + x
     first = model.patchify(img)[0, 0].tolist()
     # patch (0, 0): pixels (0,0) (0,1) (1,0) (1,1), channels inside
@@ -113,7 +121,9 @@ def test_same_noise_same_mask_and_output() -> None:
 
 
 # ---------------------------------------------------------------- loss
-def reference_loss(imgs: np.ndarray, pred: np.ndarray, mask: np.ndarray, p: int, norm_pix: bool) -> float:
+def reference_loss(
+    imgs: np.ndarray, pred: np.ndarray, mask: np.ndarray, p: int, norm_pix: bool
+) -> float:
     target = patchify_by_hand(imgs.astype(np.float64), p)
     if norm_pix:
         mean = target.mean(axis=-1, keepdims=True)
@@ -142,7 +152,9 @@ def test_loss_ignores_visible_patches() -> None:
     mask[:, :5] = 1
     spoiled = pred.clone()
     spoiled[:, 5:] += 100.0  # only visible patches change
-    assert torch.equal(model.forward_loss(imgs, pred, mask), model.forward_loss(imgs, spoiled, mask))
+    assert torch.equal(
+        model.forward_loss(imgs, pred, mask), model.forward_loss(imgs, spoiled, mask)
+    )
 
 
 def test_target_of_constant_patch_is_finite() -> None:

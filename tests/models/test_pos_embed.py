@@ -30,7 +30,9 @@ def official_2d(embed_dim: int, grid_size: int, cls_token: bool = False) -> np.n
     return emb
 
 
-@pytest.mark.parametrize("embed_dim,grid", [(4, 1), (8, 2), (64, 4), (128, 8), (768, 14), (512, 14)])
+@pytest.mark.parametrize(
+    "embed_dim,grid", [(4, 1), (8, 2), (64, 4), (128, 8), (768, 14), (512, 14)]
+)
 @pytest.mark.parametrize("cls_token", [False, True])
 def test_2d_table_matches_official_formula(embed_dim: int, grid: int, cls_token: bool) -> None:
     ours = sincos_2d(embed_dim, grid, cls_token=cls_token)

@@ -1,0 +1,178 @@
+"""The `probe` command: linear probe + k-NN of a pretrained encoder and of its baselines.
+
+Thin orchestration: load the checkpoint, extract (or read cached) features for each source,
+call the pure `linear_probe` and `knn_accuracy`, and write one table and `probe.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from maelab.config import DataConfig, Strict, build_config, deep_merge, parse_overrides, read_yaml
+from maelab.data import build_splits
+from maelab.data.base import Splits
+from maelab.errors import ConfigError
+from maelab.evaluation.baselines import random_encoder
+from maelab.evaluation.checkpoints import checkpoint_fingerprint, load_pretrained, run_dir_of
+from maelab.evaluation.features import (
+    FEATURES_VERSION,
+    Features,
+    Pool,
+    cached_features,
+    encoder_features,
+    pixel_features,
+)
+from maelab.evaluation.knn import KNNResult, knn_accuracy
+from maelab.evaluation.linear_probe import LinearProbeConfig, ProbeResult, linear_probe
+from maelab.models.mae import MaskedAutoencoder
+
+Source = Literal["random", "pixels"]
+
+
+class ProbeConfig(LinearProbeConfig):
+    """Probe settings: the linear head's recipe (inherited) plus features, k-NN and baselines."""
+
+    pool: Pool = "cls"
+    k: int = 20
+    t: float = 0.07
+    baselines: list[Source] = ["random", "pixels"]
+    feature_batch_size: int = 256
+    device: str = "auto"
+
+
+class ProbeRunConfig(Strict):
+    """What `maelab probe` validates: data (default: the checkpoint's) and probe settings."""
+
+    data: DataConfig = DataConfig()
+    probe: ProbeConfig = ProbeConfig()
+    out_dir: str | None = None  # None: the checkpoint's run folder
+
+
+@dataclass(frozen=True)
+class SourceScores:
+    """One row of the probe table."""
+
+    source: str
+    dim: int
+    linear: ProbeResult
+    knn: KNNResult
+
+
+@dataclass
+class ProbeReport:
+    rows: list[SourceScores]
+    table: str
+    json_path: Path
+    seconds: float
+
+
+def probe_run_config(
+    ckpt_config: dict[str, Any], files: list[str] | None = None, overrides: list[str] | None = None
+) -> ProbeRunConfig:
+    """The checkpoint's data section, then YAML files, then `key=value` overrides, validated."""
+    tree: dict[str, Any] = {"data": ckpt_config.get("data", {})}
+    for f in files or []:
+        tree = deep_merge(tree, read_yaml(f))
+    return build_config(deep_merge(tree, parse_overrides(overrides or [])), ProbeRunConfig)
+
+
+def score_features(train: Features, test: Features, num_classes: int, cfg: ProbeConfig, source: str) -> SourceScores:
+    """Linear probe and k-NN of one feature source."""
+    lin = linear_probe(train.x, train.y, test.x, test.y, num_classes, cfg)
+    knn = knn_accuracy(train.x, train.y, test.x, test.y, num_classes, k=cfg.k, t=cfg.t)
+    return SourceScores(source, train.x.shape[1], lin, knn)
+
+
+def format_table(rows: list[SourceScores]) -> str:
+    """Rows = feature sources; columns = linear top-1, (top-5), k-NN top-1 (percent)."""
+    with_top5 = any(r.linear.top5 is not None for r in rows)
+    header = ["features", "dim", "linear top-1"] + (["linear top-5"] if with_top5 else []) + ["k-NN top-1"]
+    lines = []
+    for r in rows:
+        cells = [r.source, str(r.dim), f"{r.linear.top1:.1f}"]
+        if with_top5:
+            cells.append("-" if r.linear.top5 is None else f"{r.linear.top5:.1f}")
+        cells.append(f"{r.knn.top1:.1f}")
+        lines.append(cells)
+    widths = [max(len(header[i]), *(len(c[i]) for c in lines)) for i in range(len(header))]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    rule = "-" * len(fmt(header))
+    return "\n".join([fmt(header), rule, *(fmt(c) for c in lines)])
+
+
+def _check_fit(model: MaskedAutoencoder, splits: Splits, data: DataConfig) -> None:
+    if splits.train.channels != model.arch.in_chans:
+        raise ConfigError(
+            f"data.name={data.name} has {splits.train.channels} channel(s) but the checkpoint's encoder "
+            f"takes {model.arch.in_chans}; probe it on data with {model.arch.in_chans} channel(s)"
+        )
+
+
+def run_probe(
+    ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False
+) -> ProbeReport:
+    """Probe a pretraining checkpoint and its baselines; write `probe.json` and `probe.txt`."""
+    from maelab.engine.pretrain import resolve_device
+
+    t0 = time.time()
+    cfg = run_cfg.probe
+    model, pre_cfg = load_pretrained(ckpt)
+    device = resolve_device(cfg.device)
+    splits = build_splits(run_cfg.data)
+    _check_fit(model, splits, run_cfg.data)
+    out_dir = Path(run_cfg.out_dir) if run_cfg.out_dir else run_dir_of(ckpt)
+    cache_dir = out_dir / "features"
+    num_classes = splits.train.num_classes
+    img_size = model.arch.img_size
+    common = {"data": run_cfg.data.model_dump(mode="json"), "img_size": img_size, "version": FEATURES_VERSION}
+
+    def encoder_source(name: str, net: MaskedAutoencoder, ident: dict[str, Any]) -> tuple[Features, Features]:
+        net = net.to(device)
+        feats = []
+        for split_name, split in (("train", splits.train), ("test", splits.test)):
+            key = {**common, **ident, "split": split_name, "pool": cfg.pool}
+            feats.append(cached_features(
+                cache_dir, f"{split_name}_{name}_{cfg.pool}", key,
+                lambda split=split, split_name=split_name: encoder_features(
+                    net, split, cfg.pool, cfg.feature_batch_size, device, quiet, f"{name} {split_name}"),
+            ))
+        return feats[0], feats[1]
+
+    sources: dict[str, tuple[Features, Features]] = {
+        "mae": encoder_source("mae", model, {"checkpoint": checkpoint_fingerprint(ckpt)})
+    }
+    if "random" in cfg.baselines:
+        seed = pre_cfg.train.seed
+        sources["random"] = encoder_source(
+            "random", random_encoder(model.arch, seed), {"arch": model.arch_dict(), "seed": seed}
+        )
+    if "pixels" in cfg.baselines:
+        sources["pixels"] = (pixel_features(splits.train, img_size), pixel_features(splits.test, img_size))
+
+    rows = [score_features(tr, te, num_classes, cfg, name) for name, (tr, te) in sources.items()]
+    table = format_table(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "probe.txt").write_text(table + "\n")
+    record = {
+        "checkpoint": str(Path(ckpt).resolve()),
+        "data": run_cfg.data.model_dump(mode="json"),
+        "probe": cfg.model_dump(mode="json"),
+        "num_train": len(splits.train),
+        "num_test": len(splits.test),
+        "num_classes": num_classes,
+        "rows": [
+            {"source": r.source, "dim": r.dim, "linear": asdict(r.linear), "knn": asdict(r.knn)}
+            for r in rows
+        ],
+        "seconds": time.time() - t0,
+    }
+    json_path = out_dir / "probe.json"
+    json_path.write_text(json.dumps(record, indent=2) + "\n")
+    return ProbeReport(rows, table, json_path, time.time() - t0)

@@ -1,0 +1,189 @@
+"""The standard evaluations of one pretrained run, stored as `results.json` in its folder.
+
+Linear probe and k-NN on frozen pooled features, collapse numbers (effective rank, RankMe,
+alignment / uniformity of masked views) and, on the synthetic dataset, identifiability R^2 per
+latent level. The same evaluations score two baselines that need no training: a randomly
+initialised encoder of the same architecture and the raw pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from maelab.analysis.collapse import collapse_stats, encoder_views
+from maelab.config import Config, Strict
+from maelab.data.base import ImageSet, Splits
+from maelab.evaluation.features import Features, encoder_features, pixel_features
+from maelab.evaluation.knn import knn_accuracy
+from maelab.evaluation.linear_probe import LinearProbeConfig, linear_probe
+from maelab.models.mae import MaskedAutoencoder
+
+RESULTS_FILE = "results.json"
+
+
+class EvalConfig(Strict):
+    """Which evaluations a sweep runs after each pretraining run, and their budgets."""
+
+    pool: Literal["cls", "mean"] = "cls"
+    linear_probe: LinearProbeConfig = LinearProbeConfig(epochs=30, warmup_epochs=3)
+    knn_k: int = 20
+    knn_t: float = 0.07
+    max_train: int | None = None  # cap on training images for the probes (None: all)
+    view_images: int = 1024  # test images for collapse / alignment / uniformity
+    identifiability: bool = True  # synthetic data only
+    id_max_images: int = 1024
+    id_kernel: bool = False  # RBF kernel ridge as well as ridge (slower)
+
+
+def _cap(x: Features, n: int | None) -> Features:
+    return x if n is None or len(x) <= n else Features(x.x[:n], x.y[:n])
+
+
+def probe_metrics(train: Features, test: Features, num_classes: int, cfg: EvalConfig) -> dict[str, float]:
+    """Linear-probe and k-NN top-1 (percent) of frozen features."""
+    train = _cap(train, cfg.max_train)
+    lp = linear_probe(train.x, train.y, test.x, test.y, num_classes, cfg.linear_probe)
+    knn = knn_accuracy(train.x, train.y, test.x, test.y, num_classes, cfg.knn_k, cfg.knn_t)
+    return {"linear_top1": lp.top1, "linear_train_top1": lp.train_top1, "knn_top1": knn.top1}
+
+
+def identifiability_metrics(
+    model: MaskedAutoencoder | None, splits: Splits, patch_size: int, cfg: EvalConfig, seed: int = 0
+) -> dict[str, float]:
+    """`r2.<level>` (ridge, held out) per synthetic latent level; {} for data without latents.
+
+    `model=None` probes the raw pixels (patches as tokens).
+    """
+    train, test = splits.train, splits.test
+    if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
+        return {}
+    from maelab.probes.identifiability import identifiability, pixel_identifiability
+
+    kw = dict(fit_images=train, max_images=cfg.id_max_images, kernel=cfg.id_kernel, seed=seed)
+    if model is None:
+        res = pixel_identifiability(test, patch_size, label="pixels", **kw)
+    else:
+        res = identifiability(model, test, label="model", **kw)
+    out = {}
+    for level, value in res.summary().items():
+        if not (level.endswith("_kernel") and math.isnan(value)):
+            out[f"r2.{level}"] = value
+    return out
+
+
+def evaluate_model(
+    model: MaskedAutoencoder, cfg: Config, splits: Splits, eval_cfg: EvalConfig
+) -> dict[str, float]:
+    """Every standard number of one encoder (flat dict of floats)."""
+    model.eval()
+    pool = eval_cfg.pool
+    train = encoder_features(model, splits.train, pool=pool)
+    test = encoder_features(model, splits.test, pool=pool)
+    metrics = probe_metrics(train, test, splits.train.num_classes, eval_cfg)
+    full, v1, v2 = encoder_views(
+        model,
+        splits.test,
+        eval_cfg.view_images,
+        pool,
+        cfg.mask.ratio,
+        cfg.mask.strategy,
+        cfg.mask.unit,
+        seed=cfg.train.seed,
+    )
+    stats = collapse_stats(full, v1, v2)
+    metrics.update(
+        effective_rank=stats.effective_rank,
+        rankme=stats.rankme,
+        alignment=stats.alignment,
+        uniformity=stats.uniformity,
+        dim=float(stats.dim),
+    )
+    if eval_cfg.identifiability:
+        metrics.update(identifiability_metrics(model, splits, model.patch_size, eval_cfg, cfg.train.seed))
+    return metrics
+
+
+def evaluate_pixels(cfg: Config, splits: Splits, eval_cfg: EvalConfig, patch_size: int) -> dict[str, float]:
+    """The raw-pixel baseline: the same probes with flattened normalised images as features."""
+    size = cfg.data.image_size or splits.train.image_size
+    train, test = pixel_features(splits.train, size), pixel_features(splits.test, size)
+    metrics = probe_metrics(train, test, splits.train.num_classes, eval_cfg)
+    stats = collapse_stats(test.x[: eval_cfg.view_images])
+    metrics.update(
+        effective_rank=stats.effective_rank,
+        rankme=stats.rankme,
+        uniformity=stats.uniformity,
+        dim=float(stats.dim),
+    )
+    if eval_cfg.identifiability:
+        metrics.update(identifiability_metrics(None, splits, patch_size, eval_cfg))
+    return metrics
+
+
+def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dict[str, Any]:
+    """Evaluate `RUN/checkpoints/last.pt` and write `RUN/results.json`; returns its content."""
+    from maelab.data import build_splits
+    from maelab.evaluation.checkpoints import load_pretrained
+    from maelab.engine.logging import read_metrics
+
+    eval_cfg = eval_cfg or EvalConfig()
+    run_dir = Path(run_dir)
+    t0 = time.time()
+    model, cfg = load_pretrained(run_dir / "checkpoints" / "last.pt")
+    splits = build_splits(cfg.data)
+    metrics = evaluate_model(model, cfg, splits, eval_cfg)
+    epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
+    if epochs:
+        metrics["final_loss"] = float(epochs[-1]["loss"])
+        metrics["train_seconds"] = float(epochs[-1].get("seconds", math.nan))
+        metrics["steps"] = float(epochs[-1]["step"])
+    results = {
+        "run": run_dir.name,
+        "metrics": metrics,
+        "eval": eval_cfg.model_dump(mode="json"),
+        "eval_seconds": time.time() - t0,
+    }
+    write_json(run_dir / RESULTS_FILE, results)
+    return results
+
+
+def evaluate_baselines(
+    cfg: Config, out_dir: str | Path, eval_cfg: EvalConfig | None = None, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Random-init encoder and raw pixels, scored like a run; written to `out_dir/results.json`."""
+    from maelab.data import build_splits
+    from maelab.engine.pretrain import build_model_for
+
+    eval_cfg = eval_cfg or EvalConfig()
+    splits = build_splits(cfg.data)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model_for(cfg, splits)
+    out = {
+        "random_init": evaluate_model(model, cfg, splits, eval_cfg),
+        "pixels": evaluate_pixels(cfg, splits, eval_cfg, model.patch_size),
+    }
+    write_json(Path(out_dir) / RESULTS_FILE, {"baselines": out, "eval": eval_cfg.model_dump(mode="json")})
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON through a temp file, so a crash never leaves half a results file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot store {type(o).__name__} in JSON")

@@ -1,0 +1,78 @@
+"""Hidden states and explicit attention maps of a MaskedAutoencoder, for the probes.
+
+timm's attention runs fused SDPA and never forms the attention matrix; `attention_probs`
+recomputes ``softmax(q k^T * scale)`` from the block's own ``qkv`` projection.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.models.vision_transformer import Attention, Block
+
+from maelab.models.mae import MaskedAutoencoder
+
+
+def encoder_states(model: MaskedAutoencoder, imgs: torch.Tensor) -> list[torch.Tensor]:
+    """Residual stream of the encoder on all patches (no masking): ``depth + 1`` tensors
+    (N, 1 + L, D), cls first; entry 0 is the embedding (patches + positions), entry ``l + 1``
+    the output of block ``l`` before the final norm (as ``model.encode(imgs, layer=l)``)."""
+    x = model.patch_embed(imgs) + model.pos_embed[:, 1:, :]  # (N, L, D)
+    cls = (model.cls_token + model.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
+    x = torch.cat([cls, x], dim=1)
+    states = [x]
+    for blk in model.blocks:
+        x = blk(x)
+        states.append(x)
+    return states
+
+
+def decoder_input(
+    model: MaskedAutoencoder, latent: torch.Tensor, ids_restore: torch.Tensor
+) -> torch.Tensor:
+    """The decoder's first residual stream (N, 1 + L, Dd): embedded visible tokens and mask
+    tokens unshuffled to raster order, plus decoder positions (as in ``forward_decoder``)."""
+    x = model.decoder_embed(latent)  # (N, 1 + K, Dd)
+    n, num_patches = ids_restore.shape
+    mask_tokens = model.mask_token.expand(n, num_patches + 1 - x.shape[1], -1)
+    x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)  # (N, L, Dd), shuffled order
+    x_ = torch.gather(x_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+    return torch.cat([x[:, :1, :], x_], dim=1) + model.decoder_pos_embed
+
+
+def attention_probs(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """Attention probabilities (N, heads, T, T) of a timm ``Attention`` on its input ``x``
+    (N, T, D), i.e. what it sees after the block's ``norm1``. Rows sum to 1."""
+    n, t, _ = x.shape
+    head_dim = attn.qkv.out_features // (3 * attn.num_heads)
+    qkv = attn.qkv(x).reshape(n, t, 3, attn.num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    q, k, _ = qkv.unbind(0)  # (N, H, T, hd)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    return ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+
+
+def block_attention(blk: Block, x: torch.Tensor) -> torch.Tensor:
+    """Attention probabilities of a transformer block on its residual input ``x``."""
+    return attention_probs(blk.attn, blk.norm1(x))
+
+
+def decoder_attention(
+    model: MaskedAutoencoder, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Attention maps of every decoder block, (N, heads, 1 + L, 1 + L) each (cls first, then
+    patches in raster order), and the mask (N, L) with 1 = removed."""
+    latent, mask, ids_restore = model.forward_encoder(imgs, mask_ratio, noise)
+    x = decoder_input(model, latent, ids_restore)
+    maps = []
+    for blk in model.decoder_blocks:
+        maps.append(block_attention(blk, x))
+        x = blk(x)
+    return maps, mask
+
+
+def patch_errors(
+    model: MaskedAutoencoder, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-patch reconstruction error (N, L), the model's loss before averaging, and the mask."""
+    _, pred, mask = model(imgs, mask_ratio=mask_ratio, noise=noise)
+    err = (pred.float() - model.target(imgs).float()).pow(2).mean(dim=-1)  # (N, L)
+    return err, mask

@@ -1,0 +1,118 @@
+"""What the probes feed a model: image subsets, normalised image tensors, patch geometry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from maelab.data.base import ImageSet
+from maelab.data.loader import normalize
+
+
+def take(images: ImageSet, count: int | None, start: int = 0) -> ImageSet:
+    """Images ``start .. start + count`` of a set (all from ``start`` when ``count`` is None),
+    with their labels and latents; mean / std are kept so normalisation does not change."""
+    stop = len(images) if count is None else min(len(images), start + count)
+    if stop <= start:
+        raise ValueError(f"no images in [{start}, {stop}) of a set of {len(images)}")
+    return ImageSet(
+        images=images.images[start:stop],
+        labels=images.labels[start:stop],
+        num_classes=images.num_classes,
+        mean=images.mean,
+        std=images.std,
+        latents={k: v[start:stop] for k, v in images.latents.items()},
+    )
+
+
+def holdout_split(images: ImageSet, fit_fraction: float = 0.5) -> tuple[ImageSet, ImageSet]:
+    """First ``fit_fraction`` of the images to fit a probe, the rest held out.
+
+    Synthetic and shuffled sets are i.i.d. in storage order, so a prefix split is a random one.
+    """
+    if not 0.0 < fit_fraction < 1.0:
+        raise ValueError(f"fit_fraction={fit_fraction} must be in (0, 1)")
+    cut = int(round(len(images) * fit_fraction))
+    if cut < 2 or len(images) - cut < 2:
+        raise ValueError(f"{len(images)} images are too few to split into fit and held-out parts")
+    return take(images, cut), take(images, None, start=cut)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def normalised(images: ImageSet, device: torch.device | str = "cpu") -> torch.Tensor:
+    """All images as the model sees them: float32 (N, C, H, W), standardised per channel."""
+    return normalize(images.images.to(device), images.mean, images.std)
+
+
+def unit_interval(images: ImageSet) -> torch.Tensor:
+    """All images as float32 (N, C, H, W) in [0, 1] (the pixels themselves, no standardisation)."""
+    return images.images.float().div(255.0)
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no gradients inside; the model's previous mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def grid_coords(grid: int) -> torch.Tensor:
+    """(row, col) of each patch in raster order: (L, 2) float64 with L = grid * grid."""
+    idx = torch.arange(grid, dtype=torch.float64)
+    rows, cols = torch.meshgrid(idx, idx, indexing="ij")
+    return torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1)
+
+
+def grid_distances(grid: int) -> torch.Tensor:
+    """Euclidean distance between patch positions in patch units: (L, L) float64."""
+    xy = grid_coords(grid)
+    return torch.cdist(xy, xy)
+
+
+def unit_patches(image_size: int, unit_px: int, patch_size: int) -> list[list[int]]:
+    """For each square unit of ``unit_px`` pixels (raster order), the patches that overlap it.
+
+    A unit larger than a patch covers several patches; a unit smaller than a patch lies in one.
+    """
+    if image_size % unit_px or image_size % patch_size:
+        raise ValueError(
+            f"unit {unit_px} px and patch {patch_size} px must both divide the image ({image_size} px)"
+        )
+    units, grid = image_size // unit_px, image_size // patch_size
+    out = []
+    for ur in range(units):
+        for uc in range(units):
+            r0, r1 = ur * unit_px // patch_size, ((ur + 1) * unit_px - 1) // patch_size
+            c0, c1 = uc * unit_px // patch_size, ((uc + 1) * unit_px - 1) // patch_size
+            out.append([r * grid + c for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)])
+    return out
+
+
+def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, L, p*p*C) for any patch size, in the model's layout (raster patch
+    order, (row, col, channel) inside a patch)."""
+    n, c, h, w = imgs.shape
+    p = patch_size
+    if h % p or w % p:
+        raise ValueError(f"patch size {p} does not divide the image ({h}x{w})")
+    x = imgs.reshape(n, c, h // p, p, w // p, p)
+    x = torch.einsum("nchpwq->nhwpqc", x)
+    return x.reshape(n, (h // p) * (w // p), p * p * c)
+
+
+def ratio_for_keep(num_patches: int, keep: int) -> float:
+    """A mask ratio whose official rule ``int(L * (1 - ratio))`` keeps exactly ``keep`` patches."""
+    if not 0 <= keep <= num_patches:
+        raise ValueError(f"cannot keep {keep} of {num_patches} patches")
+    return 1.0 - (keep + 0.5) / num_patches
