@@ -175,11 +175,6 @@ def load_official_state_dict(
     return _load(model, sd, list(model.state_dict()), strict, _hint(source))
 
 
-def official_state_dict(model: MaskedAutoencoder) -> dict[str, torch.Tensor]:
-    """The model's weights in the official `models_mae.py` layout (maelab's own names)."""
-    return dict(model.state_dict())
-
-
 # ---------------------------------------------------------------------------- timm
 def encoder_state_dict(model: MaskedAutoencoder) -> dict[str, torch.Tensor]:
     """Encoder weights under timm `VisionTransformer` names (no decoder, no mask token)."""
