@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from maelab.errors import ConfigError
 
-
 # Bounds checked where the value enters, so a bad number is reported by its key, not by a crash
 # deep inside training (a zero log interval, a negative width, a seed numpy refuses).
 PosInt = Annotated[int, Field(ge=1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import re
@@ -101,8 +102,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint '{path}' is an empty file (an interrupted copy?)")
     try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
-            warnings.simplefilter("ignore")
+        # official MAE checkpoints pickle their argparse.Namespace next to the weights
+        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols of foreign files
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # foreign files make torch raise anything from KeyError to RuntimeError
         raise CheckpointError(

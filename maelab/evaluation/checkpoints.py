@@ -36,7 +36,9 @@ def load_pretrained(
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise CheckpointError(f"checkpoint '{path}' weights do not fit its arch ({first[:160]})") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' weights do not fit its arch ({first[:160]})"
+        ) from None
     try:
         cfg = Config.model_validate(state["config"])
     except ValidationError as exc:

@@ -51,7 +51,9 @@ def pool_tokens(tokens: torch.Tensor, pool: Pool) -> torch.Tensor:
 
 def _progress(split: Split, batch_size: int, desc: str, quiet: bool) -> tqdm:
     total = math.ceil(len(split) / batch_size)
-    return tqdm(total=total, desc=desc, disable=quiet, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=desc, disable=quiet, leave=False, file=sys.stderr, dynamic_ncols=True
+    )
 
 
 @torch.no_grad()
@@ -109,5 +111,7 @@ def cached_features(
         except Exception:  # a foreign or damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)
     feats = compute()
-    atomic_save({"x": feats.x, "y": feats.y, "key": json.dumps(key, sort_keys=True, default=str)}, path)
+    atomic_save(
+        {"x": feats.x, "y": feats.y, "key": json.dumps(key, sort_keys=True, default=str)}, path
+    )
     return feats

@@ -20,7 +20,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from maelab.config import DataConfig, Strict, build_config, deep_merge, dump_config, parse_overrides, read_yaml
+from maelab.config import (
+    DataConfig,
+    Strict,
+    build_config,
+    deep_merge,
+    dump_config,
+    parse_overrides,
+    read_yaml,
+)
 from maelab.data import augment_enabled, build_splits
 from maelab.data.base import Split
 from maelab.data.loader import Batching, derive_seed, eval_batches, steps_per_epoch, train_batches
@@ -89,7 +97,9 @@ def finetune_run_config(
 # ---------------------------------------------------------------------------- layer-wise lr decay
 def layer_id_for_vit(name: str, num_layers: int) -> int:
     """0 for the embedding (cls token, pos embed, patch embed), i + 1 for blocks.i, else the top."""
-    if name in ("cls_token", "pos_embed", "dist_token", "reg_token") or name.startswith("patch_embed"):
+    if name in ("cls_token", "pos_embed", "dist_token", "reg_token") or name.startswith(
+        "patch_embed"
+    ):
         return 0
     if name.startswith("blocks."):
         return int(name.split(".")[1]) + 1
@@ -152,9 +162,15 @@ def _criterion_and_mixup(cfg: FinetuneConfig, num_classes: int) -> tuple[nn.Modu
 
     if cfg.mixup > 0 or cfg.cutmix > 0:
         if cfg.batch_size % 2:
-            raise ConfigError(f"finetune.batch_size={cfg.batch_size} must be even with mixup/cutmix")
-        mix = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
-                    num_classes=num_classes)
+            raise ConfigError(
+                f"finetune.batch_size={cfg.batch_size} must be even with mixup/cutmix"
+            )
+        mix = Mixup(
+            mixup_alpha=cfg.mixup,
+            cutmix_alpha=cfg.cutmix,
+            label_smoothing=cfg.label_smoothing,
+            num_classes=num_classes,
+        )
         return SoftTargetCrossEntropy(), mix
     if cfg.label_smoothing > 0:
         return LabelSmoothingCrossEntropy(cfg.label_smoothing), None
@@ -167,7 +183,10 @@ class NonFiniteFinetuneError(MaelabError):
 
 # ---------------------------------------------------------------------------- the loop
 def finetune(
-    ckpt: str | Path, run_cfg: FinetuneRunConfig, resume: str | bool | None = None, quiet: bool = False
+    ckpt: str | Path,
+    run_cfg: FinetuneRunConfig,
+    resume: str | bool | None = None,
+    quiet: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the encoder of a pretraining checkpoint on `run_cfg.data`; see the module doc."""
     from maelab.engine.pretrain import resolve_device
@@ -187,21 +206,32 @@ def finetune(
     img_size = mae.arch.img_size
 
     torch.manual_seed(cfg.seed)
-    vit = to_timm_vit(mae, num_classes, cfg.global_pool, drop_path_rate=cfg.drop_path,
-                      fc_norm=cfg.global_pool == "avg")
+    vit = to_timm_vit(
+        mae,
+        num_classes,
+        cfg.global_pool,
+        drop_path_rate=cfg.drop_path,
+        fc_norm=cfg.global_pool == "avg",
+    )
     # the official head init: tiny weights so the first steps do not disturb the encoder
     nn.init.trunc_normal_(vit.head.weight, std=2e-5)
     nn.init.zeros_(vit.head.bias)
     vit = vit.to(device)
     del mae
 
-    batching = Batching(batch_size=cfg.batch_size, seed=run_cfg.data.seed + cfg.seed,
-                        crop_scale=run_cfg.data.crop_scale, hflip=run_cfg.data.hflip,
-                        augment=augment_enabled(run_cfg.data), num_workers=run_cfg.data.num_workers)
+    batching = Batching(
+        batch_size=cfg.batch_size,
+        seed=run_cfg.data.seed + cfg.seed,
+        crop_scale=run_cfg.data.crop_scale,
+        hflip=run_cfg.data.hflip,
+        augment=augment_enabled(run_cfg.data),
+        num_workers=run_cfg.data.num_workers,
+    )
     iters = steps_per_epoch(len(splits.train), batching)
     base_lr = cfg.lr if cfg.lr is not None else scaled_lr(cfg.blr, cfg.batch_size)
-    opt = torch.optim.AdamW(param_groups_lrd(vit, cfg.weight_decay, cfg.layer_decay), lr=base_lr,
-                            betas=cfg.betas)
+    opt = torch.optim.AdamW(
+        param_groups_lrd(vit, cfg.weight_decay, cfg.layer_decay), lr=base_lr, betas=cfg.betas
+    )
     criterion, mixup_fn = _criterion_and_mixup(cfg, num_classes)
 
     start_epoch, best, history = 0, -math.inf, []
@@ -209,21 +239,35 @@ def finetune(
     if resume_path is not None:
         state = load_checkpoint(resume_path)
         if state.get("kind") != "finetune":
-            raise CheckpointError(f"checkpoint '{resume_path}' is not a maelab fine-tuning checkpoint")
+            raise CheckpointError(
+                f"checkpoint '{resume_path}' is not a maelab fine-tuning checkpoint"
+            )
         try:
             vit.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0][:160]
-            raise CheckpointError(f"checkpoint '{resume_path}' does not fit this fine-tuning run ({first})") from None
-        start_epoch, best, history = int(state["epoch"]), float(state["best_top1"]), list(state["history"])
+            raise CheckpointError(
+                f"checkpoint '{resume_path}' does not fit this fine-tuning run ({first})"
+            ) from None
+        start_epoch, best, history = (
+            int(state["epoch"]),
+            float(state["best_top1"]),
+            list(state["history"]),
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(dump_config(run_cfg))
     log = MetricsLog(out_dir, resume_step=start_epoch * iters if resume_path else None)
 
     t0 = time.time()
-    bar = tqdm(total=cfg.epochs * iters, initial=start_epoch * iters, desc="finetune", disable=quiet,
-               dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=cfg.epochs * iters,
+        initial=start_epoch * iters,
+        desc="finetune",
+        disable=quiet,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     top1, top5 = math.nan, None
     for epoch in range(start_epoch, cfg.epochs):
         vit.train()
@@ -257,16 +301,36 @@ def finetune(
             bar.set_postfix(epoch=epoch, loss=f"{value:.3f}", lr=f"{lr:.2e}")
         top1, top5 = evaluate_classifier(vit, splits.test, img_size, device)
         best = max(best, top1)
-        record = {"kind": "finetune", "step": (epoch + 1) * iters, "epoch": epoch, "loss": running / iters,
-                  "lr": lr, "test_top1": top1, "test_top5": top5, "seconds": time.time() - t0}
+        record = {
+            "kind": "finetune",
+            "step": (epoch + 1) * iters,
+            "epoch": epoch,
+            "loss": running / iters,
+            "lr": lr,
+            "test_top1": top1,
+            "test_top5": top5,
+            "seconds": time.time() - t0,
+        }
         history.append(record)
         log.write({k: v for k, v in record.items() if v is not None})
         if not quiet:
-            bar.write(f"epoch {epoch}: loss {running / iters:.4f}  test top-1 {top1:.1f}%", file=sys.stderr)
+            bar.write(
+                f"epoch {epoch}: loss {running / iters:.4f}  test top-1 {top1:.1f}%",
+                file=sys.stderr,
+            )
         atomic_save(
-            {"kind": "finetune", "model": vit.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-             "best_top1": best, "history": history, "num_classes": num_classes, "global_pool": cfg.global_pool,
-             "pretrained": str(Path(ckpt).resolve()), "config": run_cfg.model_dump(mode="json")},
+            {
+                "kind": "finetune",
+                "model": vit.state_dict(),
+                "optimizer": opt.state_dict(),
+                "epoch": epoch + 1,
+                "best_top1": best,
+                "history": history,
+                "num_classes": num_classes,
+                "global_pool": cfg.global_pool,
+                "pretrained": str(Path(ckpt).resolve()),
+                "config": run_cfg.model_dump(mode="json"),
+            },
             ckpt_dir / "last.pt",
         )
     bar.close()
@@ -274,9 +338,21 @@ def finetune(
     if start_epoch >= cfg.epochs and history:  # nothing left to train: report the saved state
         top1, top5 = history[-1]["test_top1"], history[-1].get("test_top5")
     result = FinetuneResult(out_dir, top1, top5, best, cfg.epochs, time.time() - t0, history)
-    (out_dir / "finetune.json").write_text(json.dumps(
-        {"checkpoint": str(Path(ckpt).resolve()), "top1": top1, "top5": top5, "best_top1": best,
-         "epochs": cfg.epochs, "seconds": result.seconds, "history": history}, indent=2) + "\n")
+    (out_dir / "finetune.json").write_text(
+        json.dumps(
+            {
+                "checkpoint": str(Path(ckpt).resolve()),
+                "top1": top1,
+                "top5": top5,
+                "best_top1": best,
+                "epochs": cfg.epochs,
+                "seconds": result.seconds,
+                "history": history,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return result
 
 

@@ -18,7 +18,9 @@ def lars_update(
     p_norm, dp_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(dp)
     one = torch.ones_like(p_norm)
     # a zero weight or zero update has no scale to trust: fall back to the plain step
-    q = torch.where(p_norm > 0, torch.where(dp_norm > 0, trust_coefficient * p_norm / dp_norm, one), one)
+    q = torch.where(
+        p_norm > 0, torch.where(dp_norm > 0, trust_coefficient * p_norm / dp_norm, one), one
+    )
     return dp.mul(q)
 
 
@@ -33,7 +35,9 @@ class LARS(torch.optim.Optimizer):
         momentum: float = 0.9,
         trust_coefficient: float = 0.001,
     ) -> None:
-        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient)
+        defaults = dict(
+            lr=lr, weight_decay=weight_decay, momentum=momentum, trust_coefficient=trust_coefficient
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()

@@ -80,7 +80,9 @@ def probe_run_config(
     return build_config(deep_merge(tree, parse_overrides(overrides or [])), ProbeRunConfig)
 
 
-def score_features(train: Features, test: Features, num_classes: int, cfg: ProbeConfig, source: str) -> SourceScores:
+def score_features(
+    train: Features, test: Features, num_classes: int, cfg: ProbeConfig, source: str
+) -> SourceScores:
     """Linear probe and k-NN of one feature source."""
     lin = linear_probe(train.x, train.y, test.x, test.y, num_classes, cfg)
     knn = knn_accuracy(train.x, train.y, test.x, test.y, num_classes, k=cfg.k, t=cfg.t)
@@ -90,7 +92,11 @@ def score_features(train: Features, test: Features, num_classes: int, cfg: Probe
 def format_table(rows: list[SourceScores]) -> str:
     """Rows = feature sources; columns = linear top-1, (top-5), k-NN top-1 (percent)."""
     with_top5 = any(r.linear.top5 is not None for r in rows)
-    header = ["features", "dim", "linear top-1"] + (["linear top-5"] if with_top5 else []) + ["k-NN top-1"]
+    header = (
+        ["features", "dim", "linear top-1"]
+        + (["linear top-5"] if with_top5 else [])
+        + ["k-NN top-1"]
+    )
     lines = []
     for r in rows:
         cells = [r.source, str(r.dim), f"{r.linear.top1:.1f}"]
@@ -101,7 +107,10 @@ def format_table(rows: list[SourceScores]) -> str:
     widths = [max(len(header[i]), *(len(c[i]) for c in lines)) for i in range(len(header))]
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     rule = "-" * len(fmt(header))
     return "\n".join([fmt(header), rule, *(fmt(c) for c in lines)])
@@ -115,9 +124,7 @@ def _check_fit(model: MaskedAutoencoder, splits: Splits, data: DataConfig) -> No
         )
 
 
-def run_probe(
-    ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False
-) -> ProbeReport:
+def run_probe(ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False) -> ProbeReport:
     """Probe a pretraining checkpoint and its baselines; write `probe.json` and `probe.txt`."""
     from maelab.engine.pretrain import resolve_device
 
@@ -131,18 +138,35 @@ def run_probe(
     cache_dir = out_dir / "features"
     num_classes = splits.train.num_classes
     img_size = model.arch.img_size
-    common = {"data": run_cfg.data.model_dump(mode="json"), "img_size": img_size, "version": FEATURES_VERSION}
+    common = {
+        "data": run_cfg.data.model_dump(mode="json"),
+        "img_size": img_size,
+        "version": FEATURES_VERSION,
+    }
 
-    def encoder_source(name: str, net: MaskedAutoencoder, ident: dict[str, Any]) -> tuple[Features, Features]:
+    def encoder_source(
+        name: str, net: MaskedAutoencoder, ident: dict[str, Any]
+    ) -> tuple[Features, Features]:
         net = net.to(device)
         feats = []
         for split_name, split in (("train", splits.train), ("test", splits.test)):
             key = {**common, **ident, "split": split_name, "pool": cfg.pool}
-            feats.append(cached_features(
-                cache_dir, f"{split_name}_{name}_{cfg.pool}", key,
-                lambda split=split, split_name=split_name: encoder_features(
-                    net, split, cfg.pool, cfg.feature_batch_size, device, quiet, f"{name} {split_name}"),
-            ))
+            feats.append(
+                cached_features(
+                    cache_dir,
+                    f"{split_name}_{name}_{cfg.pool}",
+                    key,
+                    lambda split=split, split_name=split_name: encoder_features(
+                        net,
+                        split,
+                        cfg.pool,
+                        cfg.feature_batch_size,
+                        device,
+                        quiet,
+                        f"{name} {split_name}",
+                    ),
+                )
+            )
         return feats[0], feats[1]
 
     sources: dict[str, tuple[Features, Features]] = {
@@ -154,7 +178,10 @@ def run_probe(
             "random", random_encoder(model.arch, seed), {"arch": model.arch_dict(), "seed": seed}
         )
     if "pixels" in cfg.baselines:
-        sources["pixels"] = (pixel_features(splits.train, img_size), pixel_features(splits.test, img_size))
+        sources["pixels"] = (
+            pixel_features(splits.train, img_size),
+            pixel_features(splits.test, img_size),
+        )
 
     rows = [score_features(tr, te, num_classes, cfg, name) for name, (tr, te) in sources.items()]
     table = format_table(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -10,8 +11,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from maelab.config import (  # noqa: E402
+    Config,
+    build_config,
+    deep_merge,
+    parse_overrides,
+    read_yaml,
+)
 from maelab.data.base import ImageSet, Split  # noqa: E402
 from maelab.data.loader import eval_batches  # noqa: E402
+from maelab.errors import ConfigError  # noqa: E402
 from maelab.masking import MaskGeometry, mask_noise  # noqa: E402
 from maelab.models.mae import MaskedAutoencoder  # noqa: E402
 
@@ -89,7 +98,11 @@ def reconstruction_figure(
             axes[i, j].set_yticks([])
             if i == 0:
                 axes[i, j].set_title(titles[key], fontsize=8)
-    note = "norm-pix output un-normalised with each true patch's mean/std" if model.norm_pix_loss else "pixel output"
+    note = (
+        "norm-pix output un-normalised with each true patch's mean/std"
+        if model.norm_pix_loss
+        else "pixel output"
+    )
     fig.suptitle(f"{strategy} mask, seed {seed}; {note}", fontsize=7)
     fig.tight_layout()
     path = Path(path)
@@ -99,4 +112,53 @@ def reconstruction_figure(
     return path
 
 
-__all__ = ["ImageSet", "reconstruct", "reconstruction_figure"]
+def reconstruct_config(
+    ckpt_config: dict[str, Any], files: list[str] | None = None, overrides: list[str] | None = None
+) -> Config:
+    """The checkpoint's own config, then YAML files, then `key=value` overrides (e.g. mask.ratio)."""
+    tree = dict(ckpt_config)
+    for f in files or []:
+        tree = deep_merge(tree, read_yaml(f))
+    return build_config(deep_merge(tree, parse_overrides(overrides or [])), Config)
+
+
+def reconstruct_checkpoint(
+    ckpt: str | Path,
+    cfg: Config,
+    out: str | Path | None = None,
+    num_images: int = 8,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> Path:
+    """A reconstruction grid of a pretraining checkpoint on the test split of `cfg.data`.
+
+    `out` defaults to RUN/figures/reconstruction_{strategy}_{ratio}_seed{seed}.png.
+    """
+    from maelab.data import build_splits
+    from maelab.engine.pretrain import check_mask_config
+    from maelab.evaluation.checkpoints import load_pretrained, run_dir_of
+
+    model, _ = load_pretrained(ckpt)
+    check_mask_config(cfg, model)
+    split = build_splits(cfg.data).test
+    if split.channels != model.arch.in_chans:
+        raise ConfigError(
+            f"data.name={cfg.data.name} has {split.channels} channel(s) but the checkpoint's "
+            f"encoder takes {model.arch.in_chans}"
+        )
+    m = cfg.mask
+    if out is None:
+        name = f"reconstruction_{m.strategy}_{m.ratio:g}_seed{seed}.png"
+        out = run_dir_of(ckpt) / "figures" / name
+    return reconstruction_figure(
+        model.to(device), split, out, num_images, m.ratio, m.strategy, m.unit, seed, device
+    )
+
+
+__all__ = [
+    "ImageSet",
+    "reconstruct",
+    "reconstruct_checkpoint",
+    "reconstruct_config",
+    "reconstruction_figure",
+]

@@ -79,8 +79,8 @@ def identifiability_metrics(
 
 def evaluate_model(
     model: MaskedAutoencoder, cfg: Config, splits: Splits, eval_cfg: EvalConfig
-) -> dict[str, float]:
-    """Every standard number of one encoder (flat dict of floats)."""
+) -> tuple[dict[str, float], list[float]]:
+    """Every standard number of one encoder (flat dict of floats) and its covariance spectrum."""
     model.eval()
     pool = eval_cfg.pool
     train = encoder_features(model, splits.train, pool=pool)
@@ -106,10 +106,12 @@ def evaluate_model(
     )
     if eval_cfg.identifiability:
         metrics.update(identifiability_metrics(model, splits, model.patch_size, eval_cfg, cfg.train.seed))
-    return metrics
+    return metrics, stats.spectrum
 
 
-def evaluate_pixels(cfg: Config, splits: Splits, eval_cfg: EvalConfig, patch_size: int) -> dict[str, float]:
+def evaluate_pixels(
+    cfg: Config, splits: Splits, eval_cfg: EvalConfig, patch_size: int
+) -> tuple[dict[str, float], list[float]]:
     """The raw-pixel baseline: the same probes with flattened normalised images as features."""
     size = cfg.data.image_size or splits.train.image_size
     train, test = pixel_features(splits.train, size), pixel_features(splits.test, size)
@@ -123,7 +125,7 @@ def evaluate_pixels(cfg: Config, splits: Splits, eval_cfg: EvalConfig, patch_siz
     )
     if eval_cfg.identifiability:
         metrics.update(identifiability_metrics(None, splits, patch_size, eval_cfg))
-    return metrics
+    return metrics, stats.spectrum
 
 
 def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dict[str, Any]:
@@ -137,7 +139,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
     t0 = time.time()
     model, cfg = load_pretrained(run_dir / "checkpoints" / "last.pt")
     splits = build_splits(cfg.data)
-    metrics = evaluate_model(model, cfg, splits, eval_cfg)
+    metrics, spectrum = evaluate_model(model, cfg, splits, eval_cfg)
     epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
     if epochs:
         metrics["final_loss"] = float(epochs[-1]["loss"])
@@ -146,6 +148,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
     results = {
         "run": run_dir.name,
         "metrics": metrics,
+        "spectrum": spectrum,
         "eval": eval_cfg.model_dump(mode="json"),
         "eval_seconds": time.time() - t0,
     }
@@ -154,22 +157,26 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
 
 
 def evaluate_baselines(
-    cfg: Config, out_dir: str | Path, eval_cfg: EvalConfig | None = None, seed: int = 0
+    cfg: Config, out_dir: str | Path, eval_cfg: EvalConfig | None = None
 ) -> dict[str, dict[str, float]]:
-    """Random-init encoder and raw pixels, scored like a run; written to `out_dir/results.json`."""
+    """Random-init encoder (built as pretraining with `cfg` would start) and raw pixels, scored
+    like a run; metrics and spectra are written to `out_dir/results.json`."""
     from maelab.data import build_splits
     from maelab.engine.pretrain import build_model_for
+    from maelab.evaluation.baselines import random_encoder
 
     eval_cfg = eval_cfg or EvalConfig()
     splits = build_splits(cfg.data)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model_for(cfg, splits)
-    out = {
-        "random_init": evaluate_model(model, cfg, splits, eval_cfg),
-        "pixels": evaluate_pixels(cfg, splits, eval_cfg, model.patch_size),
+    model = random_encoder(build_model_for(cfg, splits).arch, cfg.train.seed)
+    rand, rand_spec = evaluate_model(model, cfg, splits, eval_cfg)
+    pix, pix_spec = evaluate_pixels(cfg, splits, eval_cfg, model.patch_size)
+    out = {"random_init": rand, "pixels": pix}
+    record = {
+        "baselines": out,
+        "spectra": {"random_init": rand_spec, "pixels": pix_spec},
+        "eval": eval_cfg.model_dump(mode="json"),
     }
-    write_json(Path(out_dir) / RESULTS_FILE, {"baselines": out, "eval": eval_cfg.model_dump(mode="json")})
+    write_json(Path(out_dir) / RESULTS_FILE, record)
     return out
 
 

@@ -12,13 +12,18 @@ from timm.models.vision_transformer import Attention, Block
 from maelab.models.mae import MaskedAutoencoder
 
 
+def encoder_input(model: MaskedAutoencoder, imgs: torch.Tensor) -> torch.Tensor:
+    """The encoder's first residual stream on all patches (no masking): (N, 1 + L, D), cls first."""
+    x = model.patch_embed(imgs) + model.pos_embed[:, 1:, :]  # (N, L, D)
+    cls = (model.cls_token + model.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
+    return torch.cat([cls, x], dim=1)
+
+
 def encoder_states(model: MaskedAutoencoder, imgs: torch.Tensor) -> list[torch.Tensor]:
     """Residual stream of the encoder on all patches (no masking): ``depth + 1`` tensors
     (N, 1 + L, D), cls first; entry 0 is the embedding (patches + positions), entry ``l + 1``
     the output of block ``l`` before the final norm (as ``model.encode(imgs, layer=l)``)."""
-    x = model.patch_embed(imgs) + model.pos_embed[:, 1:, :]  # (N, L, D)
-    cls = (model.cls_token + model.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
-    x = torch.cat([cls, x], dim=1)
+    x = encoder_input(model, imgs)
     states = [x]
     for blk in model.blocks:
         x = blk(x)

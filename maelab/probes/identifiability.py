@@ -3,8 +3,8 @@
 Held-out R^2 of ridge (RidgeCV) and kernel-ridge (RBF, Nystroem features + RidgeCV) regressions
 from frozen features to each level of the synthetic hierarchy:
 
-* ``global`` (z_g), ``class`` (accuracy of a logistic regression) and ``control`` (a latent
-  independent of the image, which must read ~0) from pooled image features;
+* ``global`` (z_g), ``class`` (held-out accuracy of a logistic regression, linear only) and
+  ``control`` (a latent independent of the image, which must read ~0) from pooled features;
 * ``region`` (z_r) and ``region_noise`` (e_r) from the tokens of the region's own patches, one
   regression per region position, R^2 averaged over positions;
 * ``cell`` (z_c) and ``cell_noise`` (e_c) from the token(s) of the cell's own patch(es), one
@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.kernel_approximation import Nystroem
-from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.metrics import r2_score
+from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from maelab.data.base import ImageSet
 from maelab.models.mae import MaskedAutoencoder
@@ -39,9 +38,9 @@ from maelab.probes.inputs import (
     take,
     unit_patches,
 )
+from maelab.probes.ridge import r2, ridge_loo
 
 LEVELS = ("class", "global", "region", "region_noise", "cell", "cell_noise", "control")
-ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
 
 
 @dataclass
@@ -61,8 +60,8 @@ class LevelScore:
     level: str  # one of LEVELS
     feature: str  # "cls", "mean", "pixels", "region tokens" or "cell tokens"
     metric: str  # "r2" (regression) or "accuracy" (class)
-    linear: float  # ridge R^2 / logistic-regression accuracy
-    kernel: float  # RBF kernel ridge R^2 / accuracy on the same kernel features; nan if off
+    linear: float  # ridge R^2, or logistic-regression accuracy for "class"
+    kernel: float  # RBF kernel ridge R^2; nan when off and for "class"
 
 
 @dataclass
@@ -141,8 +140,28 @@ def _standardise(fit: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _ridge(xf: np.ndarray, yf: np.ndarray, xh: np.ndarray) -> np.ndarray:
-    model = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(xf, yf)
-    return model.predict(xh)
+    return ridge_loo(xf, yf).predict(xh)
+
+
+def rbf_kernel(x: np.ndarray, y: np.ndarray, gamma: float) -> np.ndarray:
+    """``exp(-gamma ||x_i - y_j||^2)``: (n, d), (m, d) -> (n, m)."""
+    sq = (x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2.0 * x @ y.T
+    return np.exp(-gamma * np.maximum(sq, 0.0))
+
+
+def nystroem_features(
+    xf: np.ndarray, xh: np.ndarray, gamma: float, components: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nystroem approximation of the RBF kernel (Williams & Seeger 2001): features
+    ``phi(x) = K(x, C) K(C, C)^{-1/2}`` on ``components`` fit rows C drawn at random, so that
+    ``phi(x) . phi(y)`` approximates ``K(x, y)`` (exact when C holds every fit row)."""
+    rng = np.random.default_rng(seed)
+    m = min(components, xf.shape[0])
+    centres = xf[np.sort(rng.choice(xf.shape[0], m, replace=False))]
+    lam, vec = np.linalg.eigh(rbf_kernel(centres, centres, gamma))
+    keep = lam > 1e-10 * lam[-1]
+    norm = vec[:, keep] / np.sqrt(lam[keep])  # (m, r)
+    return rbf_kernel(xf, centres, gamma) @ norm, rbf_kernel(xh, centres, gamma) @ norm
 
 
 def _kernel_maps(
@@ -151,12 +170,7 @@ def _kernel_maps(
     """Nystroem RBF features of fit and held-out rows, one pair per ``gamma = scale / d``
     (standardised features: ``scale = 1`` puts a typical squared distance at ``exp(-2)``)."""
     d = xf.shape[1]
-    m = min(components, xf.shape[0])
-    out = []
-    for scale in gamma_scales:
-        ny = Nystroem(gamma=scale / d, n_components=m, random_state=seed).fit(xf)
-        out.append((ny.transform(xf), ny.transform(xh)))
-    return out
+    return [nystroem_features(xf, xh, scale / d, components, seed) for scale in gamma_scales]
 
 
 def _kernel_ridge(
@@ -165,16 +179,12 @@ def _kernel_ridge(
     """Prediction of the gamma (and per-target alpha) with the best leave-one-out error."""
     best, best_score, best_i = None, -math.inf, 0
     for i, (kf, kh) in enumerate(maps):
-        model = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(kf, yf)
-        score = float(np.mean(model.best_score_))
+        fit = ridge_loo(kf, yf)
+        score = -float(np.mean(fit.loo_mse))
         if score > best_score:
-            best, best_score, best_i = model.predict(kh), score, i
+            best, best_score, best_i = fit.predict(kh), score, i
     assert best is not None
     return best, best_i
-
-
-def _r2(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(r2_score(y, pred, multioutput="uniform_average"))
 
 
 def _accuracy(xf: np.ndarray, yf: np.ndarray, xh: np.ndarray, yh: np.ndarray) -> float:
@@ -211,6 +221,32 @@ def identifiability_from_features(
     ``fit_images`` / ``held_images`` supply the ground truth (``latents`` of a synthetic set and
     ``labels``) of the images the features were computed on, in the same order.
     """
+    # many small dense problems: one BLAS thread is fastest and immune to a busy machine
+    with threadpool_limits(1, user_api="blas"):
+        return _identifiability(
+            fit,
+            fit_images,
+            held,
+            held_images,
+            label,
+            kernel,
+            gamma_scales,
+            nystroem_components,
+            seed,
+        )
+
+
+def _identifiability(
+    fit: Features,
+    fit_images: ImageSet,
+    held: Features,
+    held_images: ImageSet,
+    label: str,
+    kernel: bool,
+    gamma_scales: tuple[float, ...],
+    nystroem_components: int,
+    seed: int,
+) -> IdentifiabilityResult:
     lat_f, lat_h = fit_images.latents, held_images.latents
     missing = {"global", "region", "cell", "control"} - set(lat_f)
     if missing:
@@ -222,7 +258,9 @@ def identifiability_from_features(
     scores: list[LevelScore] = []
     nan = math.nan
 
-    def regress(xf: np.ndarray, xh: np.ndarray, yf: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def regress(
+        xf: np.ndarray, xh: np.ndarray, yf: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         xf, xh = _standardise(xf, xh)
         lin = _ridge(xf, yf, xh)
         if not kernel:
@@ -238,17 +276,16 @@ def identifiability_from_features(
     for name in fit.pooled:
         xf, xh = _standardise(_as_numpy(fit.pooled[name]), _as_numpy(held.pooled[name]))
         lin = _ridge(xf, yg_f, xh)
-        ker, acc_k = None, nan
-        labels_f, labels_h = fit_images.labels.numpy(), held_images.labels.numpy()
+        ker = None
         if kernel:
             maps = _kernel_maps(xf, xh, gamma_scales, nystroem_components, seed)
-            ker, best = _kernel_ridge(maps, yg_f)
-            acc_k = _accuracy(maps[best][0], labels_f, maps[best][1], labels_h)
+            ker, _ = _kernel_ridge(maps, yg_f)
+        labels_f, labels_h = fit_images.labels.numpy(), held_images.labels.numpy()
         acc = _accuracy(xf, labels_f, xh, labels_h)
-        scores.append(LevelScore("class", name, "accuracy", acc, acc_k))
+        scores.append(LevelScore("class", name, "accuracy", acc, nan))
         for level, cols in (("global", slice(0, g)), ("control", slice(g, None))):
-            k = _r2(yg_h[:, cols], ker[:, cols]) if ker is not None else nan
-            scores.append(LevelScore(level, name, "r2", _r2(yg_h[:, cols], lin[:, cols]), k))
+            k = r2(yg_h[:, cols], ker[:, cols]) if ker is not None else nan
+            scores.append(LevelScore(level, name, "r2", r2(yg_h[:, cols], lin[:, cols]), k))
 
     # per-position tokens -> region / cell latents and their own noise
     size, p = fit.image_size, fit.patch_size
@@ -264,7 +301,10 @@ def identifiability_from_features(
         for u, patches in enumerate(groups):
             xf = _as_numpy(fit.tokens[:, patches].reshape(len(fit_images), -1))
             xh = _as_numpy(held.tokens[:, patches].reshape(len(held_images), -1))
-            parts_f, parts_h = [_as_numpy(lat_f[unit_level][:, u])], [_as_numpy(lat_h[unit_level][:, u])]
+            parts_f, parts_h = (
+                [_as_numpy(lat_f[unit_level][:, u])],
+                [_as_numpy(lat_h[unit_level][:, u])],
+            )
             if has_noise:
                 parts_f.append(_as_numpy(lat_f[noise_level][:, u]))
                 parts_h.append(_as_numpy(lat_h[noise_level][:, u]))
@@ -274,8 +314,8 @@ def identifiability_from_features(
             for level, cols in ((unit_level, slice(0, d)), (noise_level, slice(d, None))):
                 if level == noise_level and not has_noise:
                     continue
-                sums[level][0] += _r2(yh[:, cols], lin[:, cols])
-                sums[level][1] += _r2(yh[:, cols], ker[:, cols]) if ker is not None else nan
+                sums[level][0] += r2(yh[:, cols], lin[:, cols])
+                sums[level][1] += r2(yh[:, cols], ker[:, cols]) if ker is not None else nan
         for level in (unit_level, noise_level):
             if level == noise_level and not has_noise:
                 continue
@@ -288,7 +328,6 @@ def identifiability_from_features(
         "kernel": "rbf-nystroem" if kernel else "off",
         "gamma_scales": list(gamma_scales),
         "nystroem_components": nystroem_components,
-        "alphas": [ALPHAS[0], ALPHAS[-1]],
         "patch_size": p,
     }
     return IdentifiabilityResult(label, scores, len(fit_images), len(held_images), settings)
@@ -308,7 +347,7 @@ def identifiability(
     images: ImageSet,
     fit_images: ImageSet | None = None,
     label: str = "model",
-    max_images: int | None = 1024,
+    max_images: int | None = 512,
     layer: int | None = None,
     kernel: bool = True,
     seed: int = 0,
@@ -336,7 +375,7 @@ def pixel_identifiability(
     patch_size: int,
     fit_images: ImageSet | None = None,
     label: str = "pixels",
-    max_images: int | None = 1024,
+    max_images: int | None = 512,
     kernel: bool = True,
     seed: int = 0,
 ) -> IdentifiabilityResult:

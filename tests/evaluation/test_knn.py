@@ -10,9 +10,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from maelab.evaluation.knn import knn_accuracy, knn_predict_scores, topk_accuracy
 
 
-def _clusters(n, d=16, classes=5, spread=1.5, seed=0):
+def _clusters(n, d=16, classes=5, spread=3.5, seed=0):
+    centres = torch.randn(classes, d, generator=torch.Generator().manual_seed(99)) * 2
     g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(classes, d, generator=g) * 2
     y = torch.randint(0, classes, (n,), generator=g)
     return centres[y] + spread * torch.randn(n, d, generator=g), y
 
@@ -29,7 +29,7 @@ def test_uniform_votes_match_sklearn_cosine(k):
     trx, tr_y = _clusters(300, seed=1)
     tex, te_y = _clusters(200, seed=2)
     ours = knn_accuracy(trx, tr_y, tex, te_y, num_classes=5, k=k, t=math.inf, chunk=37)
-    assert ours.top1 == pytest.approx(_sklearn_acc(k, trx, tr_y, tex, te_y), abs=1e-9)
+    assert ours.top1 == pytest.approx(_sklearn_acc(k, trx, tr_y, tex, te_y), abs=1e-4)
     assert 20 < ours.top1 < 100  # a non-trivial problem
 
 

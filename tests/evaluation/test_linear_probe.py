@@ -8,7 +8,7 @@ from sklearn.preprocessing import StandardScaler
 from maelab.evaluation.linear_probe import LinearProbeConfig, linear_probe, probe_head
 
 
-def _gaussian_classes(n, d=20, classes=8, seed=0, sep=1.0):
+def _gaussian_classes(n, d=20, classes=8, seed=0, sep=0.5):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(classes, d, generator=torch.Generator().manual_seed(123)) * sep
     y = torch.randint(0, classes, (n,), generator=g)
@@ -34,8 +34,8 @@ def test_matches_logistic_regression_on_overlapping_classes():
 
 
 def test_separable_data_is_solved():
-    trx, tr_y = _gaussian_classes(1000, d=10, classes=3, seed=3, sep=8.0)
-    tex, te_y = _gaussian_classes(300, d=10, classes=3, seed=4, sep=8.0)
+    trx, tr_y = _gaussian_classes(1000, d=10, classes=3, seed=3, sep=6.0)
+    tex, te_y = _gaussian_classes(300, d=10, classes=3, seed=4, sep=6.0)
     res = linear_probe(trx, tr_y, tex, te_y, 3, LinearProbeConfig(epochs=20))
     assert res.top1 == 100.0 and res.top5 is None
     assert res.lr == pytest.approx(0.1)  # blr 0.1 * 256 / 256
@@ -46,7 +46,9 @@ def test_lars_learns_with_a_large_lr():
     trx, tr_y = _gaussian_classes(2000, seed=1)
     tex, te_y = _gaussian_classes(1000, seed=2)
     ref = _sklearn(trx, tr_y, tex, te_y)
-    res = linear_probe(trx, tr_y, tex, te_y, 8, LinearProbeConfig(epochs=30, optimizer="lars", blr=25.0))
+    res = linear_probe(
+        trx, tr_y, tex, te_y, 8, LinearProbeConfig(epochs=30, optimizer="lars", blr=25.0)
+    )
     assert res.top1 > ref - 8.0
 
 

@@ -1,0 +1,199 @@
+"""Theory probes: measured tests of what Kong et al. 2023 and Cao et al. 2022 claim about MAE.
+
+Each probe is a function ``(model, images, **options) -> result dataclass`` (numbers only, no
+I/O) plus a figure function ``(result, path) -> path`` in :mod:`maelab.probes.figures`.
+``images`` is an in-memory :class:`~maelab.data.base.ImageSet` (e.g. ``splits.test``); probes
+run the model in eval mode without gradients on the model's device and restore its mode.
+
+========================  ============================================  ==========================
+registry name             function (module)                             result / figure
+========================  ============================================  ==========================
+``identifiability``       ``identifiability(model, images,              ``IdentifiabilityResult``;
+                          fit_images=None, label="model",               ``identifiability_figure``,
+                          max_images=512, layer=None, kernel=True)``    ``identifiability_trend_figure``
+                          (synthetic data only; baselines:
+                          ``pixel_identifiability(images, patch_size,
+                          fit_images=None)``, ``random_init_like(model)``)
+``position`` (Q1)         ``position_probe(model, images,               ``PositionResult``;
+                          max_images=256, pos_embed="encoder")``        ``position_figure``
+``low_rank`` (Q2)         ``low_rank_probe(model, images,               ``LowRankResult``;
+                          patch_sizes=(2, 4, 8), max_images=256,        ``low_rank_figure``
+                          mask_ratio=0.75)``
+``stability`` (Q3)        ``stability_probe(model, images,              ``StabilityResult``;
+                          part="encoder", max_images=256)``             ``stability_figure``
+``interpolation`` (Q5)    ``interpolation_probe(model, images,          ``InterpolationResult``
+                          mask_ratio=0.75, knockout_ratio=0.5,          (``.attention``,
+                          num_knocked=4, max_images=128)``              ``.knockout``);
+                                                                        ``interpolation_figure``
+``decoder_ablation`` (Q4) ``decoder_ablation(rows, metrics=("linear",   ``DecoderAblationResult``;
+                          "knn", "effective_rank"))`` -- reads the      ``decoder_ablation_figure``
+                          rows of a decoder depth x width sweep
+========================  ============================================  ==========================
+
+Result fields (all plain floats, ints, lists and dicts, ready for JSON via
+``dataclasses.asdict``):
+
+* ``IdentifiabilityResult``: ``label``, ``scores`` (list of ``LevelScore(level, feature, metric,
+  linear, kernel)``), ``num_fit``, ``num_held_out``, ``settings``; ``summary()`` ->
+  ``{level: best ridge score, level + "_kernel": best kernel score}`` for the levels ``class``
+  (accuracy), ``global``, ``region``, ``region_noise``, ``cell``, ``cell_noise``, ``control``.
+* ``PositionResult``: ``distances``, ``similarity``, ``similarity_spearman``, ``layers``,
+  ``coordinate_r2``, ``learnable_pos_embed``, ``num_images``.
+* ``LowRankResult``: per patch size ``max_rank``, ``mean_spectrum``, ``effective_rank``,
+  ``relative_effective_rank``, ``top_energy``; per image ``image_effective_rank`` and
+  ``image_error``; ``spearman_rho``, ``spearman_p``.
+* ``StabilityResult``: per block ``attn_update``, ``mlp_update``, ``block_update``,
+  ``adjacent_cka``.
+* ``InterpolationResult.attention`` (``AttentionLocality``): ``mean_distance`` vs
+  ``uniform_distance``, ``near_share`` vs ``uniform_near_share``, ``visible_share`` vs
+  ``uniform_visible_share``, ``cls_share``, ``layer_distance``, ``layer_near_share``,
+  ``query_distances``; ``.knockout`` (``KnockoutResult``): ``base_error``, ``near_increase`` vs
+  ``far_increase`` (with ``*_se``), ``near_distance``, ``far_distance``, ``num_targets``.
+* ``DecoderAblationResult``: ``metrics``, ``depths``, ``widths``, ``cells`` (mean / std / count
+  per metric); ``table()`` gives flat rows.
+
+Use the registry to run any probe by name::
+
+    from maelab.probes import PROBES, run_probe
+    result = run_probe("stability", model, splits.test, figure_path="figures/q3.png")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from maelab.probes import figures
+from maelab.probes.decoder import DecoderAblationResult, decoder_ablation
+from maelab.probes.identifiability import (
+    IdentifiabilityResult,
+    LevelScore,
+    identifiability,
+    pixel_identifiability,
+    random_init_like,
+)
+from maelab.probes.interpolation import (
+    AttentionLocality,
+    InterpolationResult,
+    KnockoutResult,
+    interpolation_probe,
+)
+from maelab.probes.low_rank import LowRankResult, low_rank_probe
+from maelab.probes.position import PositionResult, position_probe
+from maelab.probes.stability import StabilityResult, stability_probe
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A registered probe: how to run it and how to draw its result."""
+
+    name: str
+    question: str  # the claim it measures, one line
+    run: Callable[..., Any]  # kind "model": (model, images, **options); kind "runs": (rows, ...)
+    figure: Callable[[Any, str | Path], Path]
+    kind: Literal["model", "runs"] = "model"
+    needs_latents: bool = False  # only on data with ground-truth latents (the synthetic set)
+
+
+PROBES: dict[str, Probe] = {}
+
+
+def register_probe(probe: Probe) -> Probe:
+    PROBES[probe.name] = probe
+    return probe
+
+
+def get_probe(name: str) -> Probe:
+    if name not in PROBES:
+        raise ValueError(f"unknown probe '{name}' (valid: {', '.join(PROBES)})")
+    return PROBES[name]
+
+
+def run_probe(name: str, *args: Any, figure_path: str | Path | None = None, **options: Any) -> Any:
+    """Run a registered probe (``args``: ``model, images`` or ``rows``) and, with
+    ``figure_path``, write its figure there. Returns the result dataclass."""
+    probe = get_probe(name)
+    result = probe.run(*args, **options)
+    if figure_path is not None:
+        probe.figure(result, figure_path)
+    return result
+
+
+register_probe(
+    Probe(
+        "identifiability",
+        "Kong et al.: which latent level (global / region / cell) the features identify",
+        identifiability,
+        figures.identifiability_figure,
+        needs_latents=True,
+    )
+)
+register_probe(
+    Probe(
+        "position",
+        "Cao Q1: positional embeddings act as coordinates of the representation",
+        position_probe,
+        figures.position_figure,
+    )
+)
+register_probe(
+    Probe(
+        "low_rank",
+        "Cao Q2: patchified images are low-rank; lower rank, easier reconstruction",
+        low_rank_probe,
+        figures.low_rank_figure,
+    )
+)
+register_probe(
+    Probe(
+        "stability",
+        "Cao Q3: attention + skip connections keep layer-to-layer updates small",
+        stability_probe,
+        figures.stability_figure,
+    )
+)
+register_probe(
+    Probe(
+        "interpolation",
+        "Cao Q5: masked patches are filled by global interpolation, not neighbours only",
+        interpolation_probe,
+        figures.interpolation_figure,
+    )
+)
+register_probe(
+    Probe(
+        "decoder_ablation",
+        "Cao Q4: decoder depth and width shape the encoder's representation",
+        decoder_ablation,
+        figures.decoder_ablation_figure,
+        kind="runs",
+    )
+)
+
+__all__ = [
+    "PROBES",
+    "AttentionLocality",
+    "DecoderAblationResult",
+    "IdentifiabilityResult",
+    "InterpolationResult",
+    "KnockoutResult",
+    "LevelScore",
+    "LowRankResult",
+    "PositionResult",
+    "Probe",
+    "StabilityResult",
+    "decoder_ablation",
+    "figures",
+    "get_probe",
+    "identifiability",
+    "interpolation_probe",
+    "low_rank_probe",
+    "pixel_identifiability",
+    "position_probe",
+    "random_init_like",
+    "register_probe",
+    "run_probe",
+    "stability_probe",
+]
