@@ -52,6 +52,13 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run_pretrain)
 
 
+def _rank_zero() -> bool:
+    """False in the torchrun processes other than rank 0: they print nothing."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
 def _run_pretrain(args: argparse.Namespace) -> int:
     from maelab.engine.pretrain import pretrain
 
@@ -61,11 +68,15 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if args.dry_run:
         res = pretrain(cfg, resume=args.resume, quiet=True, dry_run=True)
+        if not _rank_zero():
+            return 0
         n = sum(p.numel() for p in res.model.parameters())
         print(f"dry run OK: {n / 1e6:.2f}M-parameter model, first-batch loss {res.final_loss:.4f}; "
               f"nothing written to {res.run_dir}")
         return 0
     res = pretrain(cfg, resume=args.resume, quiet=args.quiet)
+    if not _rank_zero():
+        return 0
     print(f"loss {res.first_loss:.4f} -> {res.final_loss:.4f} in {res.steps} steps ({res.seconds:.1f} s)")
     print(f"run folder: {res.run_dir}  (checkpoints/last.pt, figures/reconstruction.png, metrics.jsonl)")
     return 0
@@ -90,9 +101,11 @@ def _run_datasets(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ evaluation (probe, finetune, reconstruct)
-def _add_ckpt_args(p: argparse.ArgumentParser) -> None:
+def _add_ckpt_args(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--ckpt", required=True, help="a pretraining checkpoint, e.g. RUN/checkpoints/last.pt")
-    _add_config_args(p)
+    p.add_argument("-c", "--config", action="append", default=[],
+                   help="YAML file or shipped config name merged over the checkpoint's settings")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help=f"config overrides, e.g. {example}")
 
 
 def _stored_config(ckpt: str) -> dict:
@@ -108,7 +121,7 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
         "a random encoder of the same architecture and raw pixels. Data default to the checkpoint's; "
         "override with data.* and probe.* (e.g. data.name=digits probe.epochs=50 probe.pool=mean). "
         "Writes probe.json and probe.txt into the run folder.")
-    _add_ckpt_args(p)
+    _add_ckpt_args(p, "data.name=digits probe.epochs=50 probe.pool=mean")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run_probe)
 
@@ -131,7 +144,7 @@ def _add_finetune(sub: argparse._SubParsersAction) -> None:
         description="Fine-tune the checkpoint's encoder end to end (layer-wise lr decay, drop path, "
         "mixup/cutmix, label smoothing). Data default to the checkpoint's; override with data.* and "
         "finetune.* (e.g. finetune.epochs=5 finetune.mixup=0). Writes RUN/finetune/.")
-    _add_ckpt_args(p)
+    _add_ckpt_args(p, "finetune.epochs=5 finetune.mixup=0 run_dir=runs/ft")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from the fine-tuning run's checkpoints/last.pt, or the given file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -155,7 +168,7 @@ def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
         "reconstruct", help="PNG grid: original / masked / reconstruction / pasted",
         description="Reconstruct test images with a pretraining checkpoint. The checkpoint's config "
         "is the default; override e.g. mask.ratio=0.9 mask.strategy=block mask.unit=8 data.name=...")
-    _add_ckpt_args(p)
+    _add_ckpt_args(p, "mask.ratio=0.9 mask.strategy=block mask.unit=8")
     p.add_argument("--num", type=int, default=8, help="number of images (rows)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask")
     p.add_argument("--out", default=None, help="PNG path (default: RUN/figures/reconstruction_*.png)")
@@ -173,6 +186,145 @@ def _run_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ experiments (sweep, demo, report, analyze)
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="grid of pretraining runs + standard evaluations (resumable)",
+        description="Pretrain one run per grid point (product of --grid axes, times --seeds), evaluate "
+        "each (linear probe, k-NN, collapse, identifiability) into RUN/results.json. Re-running skips "
+        "finished runs and resumes unfinished ones. A YAML `sweep:` section may hold the grid.")
+    _add_config_args(p)
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="an axis, e.g. mask.ratio=0.1,0.5,0.75,0.9; repeat for a product")
+    p.add_argument("--seeds", default=None, help="train.seed values, e.g. 0,1,2")
+    p.add_argument("--out", default=None, help="sweep folder (default: sweep.dir or run_dir)")
+    p.add_argument("--workers", type=int, default=None, help="runs trained at the same time")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their state, train nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=_run_sweep)
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from maelab.experiments.sweep import load_sweep, run_status, run_sweep
+
+    overrides = list(args.overrides) + ([f"sweep.workers={args.workers}"] if args.workers else [])
+    plan = load_sweep([config_path(c) for c in args.config], overrides, args.grid, args.seeds, args.out)
+    if args.dry_run:
+        for pt in plan.points:
+            print(f"{run_status(plan.dir / pt.name):8s} {plan.dir / pt.name}")
+        return 0
+    res = run_sweep(plan, quiet=args.quiet)
+    print(f"sweep {res.dir}: {len(res.ran)} run, {len(res.skipped)} already done, "
+          f"{len(res.failed)} failed ({res.seconds:.0f} s)")
+    for name, why in res.failed.items():
+        print(f"  failed: {name}: {why}")
+    print(f"report: maelab report {res.dir}")
+    return 1 if res.failed else 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page over a run or a sweep",
+                       description="Training curves, reconstructions, probe tables with baselines, "
+                       "identifiability heat map, collapse spectra and the Cao probes, each beside "
+                       "the paper's prediction with a computed verdict.")
+    p.add_argument("folder", help="a run folder or a sweep folder")
+    p.add_argument("--out", default=None, help="HTML path (default: FOLDER/report.html)")
+    p.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from maelab.report import build_report
+
+    if not Path(args.folder).is_dir():
+        raise ConfigError(f"'{args.folder}' is not a folder; give a run or sweep folder")
+    try:
+        path = build_report(args.folder, args.out)
+    except FileNotFoundError as exc:
+        raise MaelabError(str(exc)) from None
+    print(f"report: {path}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the theory study on the embedded synthetic data, with report",
+                       description="MAE vs U-MAE, mask ratios 0.1-0.9 x two mask units, a decoder "
+                       "ablation, over seeds; then the theory probes and runs/demo/report.html. "
+                       "Resumable. Budget: edit maelab/configs/demo.yaml or pass key=value.")
+    p.add_argument("-c", "--config", default=None, help="demo YAML (default: the shipped demo.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="e.g. train.epochs=5 sweep.seeds=[0] sweep.workers=1")
+    p.add_argument("--quick", action="store_true", help="a few steps per run (checks the pipeline)")
+    p.add_argument("--out", default=None, help="study folder (default: runs/demo)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from maelab.experiments.demo import run_demo
+    from maelab.report import report_verdicts
+
+    cfg = config_path(args.config) if args.config else None
+    res = run_demo(cfg, args.overrides, quick=args.quick, out=args.out, quiet=args.quiet)
+    verdicts = report_verdicts(res.dir)
+    counts = {m: sum(v.mark == m for v in verdicts) for m in ("agrees", "disagrees", "not measured")}
+    for v in verdicts:
+        print(f"  [{v.mark:>12}] {v.source}: {v.claim}")
+    print(f"demo finished in {res.seconds / 60:.1f} min: {counts['agrees']} predictions agree, "
+          f"{counts['disagrees']} disagree, {counts['not measured']} not measured")
+    print(f"report: {res.report}")
+    return 0
+
+
+def _add_analyze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("analyze", help="collapse analysis or all theory probes of checkpoints",
+                       description="`analyze collapse`: spectra, effective rank, RankMe, alignment, "
+                       "uniformity of one or more checkpoints (one overlay figure). `analyze probes`: "
+                       "every theory probe on one checkpoint.")
+    what = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
+    c = what.add_parser("collapse", help="dimensional collapse of one or more checkpoints")
+    c.add_argument("--ckpt", action="append", required=True, help="checkpoint; repeat to overlay")
+    c.add_argument("--label", action="append", default=None, help="legend label per --ckpt")
+    c.add_argument("--out", default=None, help="folder for collapse.json / collapse.png")
+    c.add_argument("--images", type=int, default=1024, help="test images to use")
+    c.add_argument("--pool", choices=["cls", "mean"], default="cls")
+    c.add_argument("--ratio", type=float, default=None, help="mask ratio of the two views (default: each run's)")
+    c.set_defaults(handler=_run_analyze_collapse)
+    q = what.add_parser("probes", help="all theory probes (Q1-Q5, identifiability) of a checkpoint")
+    q.add_argument("--ckpt", required=True)
+    q.add_argument("--probe", action="append", default=None, help="only these probes (repeat)")
+    q.add_argument("--out", default=None, help="folder (default: RUN/probes)")
+    q.set_defaults(handler=_run_analyze_probes)
+
+
+def _run_analyze_collapse(args: argparse.Namespace) -> int:
+    from maelab.analysis.collapse import write_collapse_analysis
+
+    if args.label and len(args.label) != len(args.ckpt):
+        raise ConfigError(f"give one --label per --ckpt ({len(args.ckpt)} checkpoints, {len(args.label)} labels)")
+    stats, json_path, png_path = write_collapse_analysis(
+        args.ckpt, args.out, args.label, args.images, args.pool, args.ratio)
+    print(f"{'run':<40}{'dim':>5}{'eff.rank':>10}{'RankMe':>9}{'align':>8}{'unif':>8}")
+    for s in stats:
+        print(f"{s.label[:39]:<40}{s.dim:>5}{s.effective_rank:>10.2f}{s.rankme:>9.2f}"
+              f"{s.alignment:>8.3f}{s.uniformity:>8.3f}")
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def _run_analyze_probes(args: argparse.Namespace) -> int:
+    from maelab.analysis.theory import probe_checkpoint
+    from maelab.evaluation.checkpoints import run_dir_of
+
+    out = Path(args.out) if args.out else run_dir_of(args.ckpt) / "probes"
+    try:
+        records = probe_checkpoint(args.ckpt, out, args.probe)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for name, rec in records.items():
+        print(f"{name:<16} {rec['seconds']:6.1f} s  {out / (name + '.json')}  {out / (name + '.png')}")
+    return 0
+
+
 # ------------------------------------------------------------------ main
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_pretrain,
@@ -180,6 +332,10 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_probe,
     _add_finetune,
     _add_reconstruct,
+    _add_sweep,
+    _add_report,
+    _add_demo,
+    _add_analyze,
 ]
 
 

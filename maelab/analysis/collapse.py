@@ -136,7 +136,9 @@ def model_collapse(
     seed: int = 0,
 ) -> CollapseStats:
     """Collapse numbers of a model's encoder on a split (views masked as given)."""
-    full, v1, v2 = encoder_views(model, split, num_images, pool_kind, mask_ratio, strategy, unit, seed)
+    full, v1, v2 = encoder_views(
+        model, split, num_images, pool_kind, mask_ratio, strategy, unit, seed
+    )
     settings = {
         "pool": pool_kind,
         "mask_ratio": mask_ratio,
@@ -182,3 +184,29 @@ def analyze_checkpoints(
             )
         )
     return out
+
+
+def write_collapse_analysis(
+    paths: list[str],
+    out_dir: str | Path | None = None,
+    labels: list[str] | None = None,
+    num_images: int = 1024,
+    pool_kind: str = "cls",
+    mask_ratio: float | None = None,
+) -> tuple[list[CollapseStats], Path, Path]:
+    """`analyze_checkpoints`, then `collapse.json` and an overlay of the spectra `collapse.png`
+    in `out_dir` (default: the first checkpoint's run folder / analysis)."""
+    import json
+
+    from maelab.evaluation.checkpoints import run_dir_of
+    from maelab.report.figures import spectra_figure
+
+    stats = analyze_checkpoints(list(paths), labels, num_images, pool_kind, mask_ratio)
+    out = Path(out_dir) if out_dir else run_dir_of(paths[0]) / "analysis"
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "collapse.json"
+    records = [{**s.to_dict(), "checkpoint": str(p)} for s, p in zip(stats, paths, strict=True)]
+    json_path.write_text(json.dumps(records, indent=2) + "\n")
+    title = f"covariance spectrum of {pool_kind} features ({stats[0].num_images} test images)"
+    png = spectra_figure({s.label: s.spectrum for s in stats}, out / "collapse.png", title)
+    return stats, json_path, png

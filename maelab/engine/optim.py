@@ -25,8 +25,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def build_adamw(
     model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], device: torch.device
 ) -> torch.optim.AdamW:
-    # fused kernels exist on CUDA; on CPU the foreach path is the fast one
-    fused = device.type == "cuda"
+    # the fused kernel is the fast one on CUDA and on CPU too (measured on CPU, torch 2.14:
+    # 4-5x faster than foreach or the for-loop; benchmarks/levers.py)
+    fused = device.type in ("cpu", "cuda")
     return torch.optim.AdamW(
-        param_groups(model, weight_decay), lr=lr, betas=betas, fused=fused, foreach=not fused
+        param_groups(model, weight_decay), lr=lr, betas=betas, fused=fused or None
     )

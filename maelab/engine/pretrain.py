@@ -324,17 +324,14 @@ def pretrain(
                 lr = lr_at(it / iters + epoch, t.epochs, t.warmup_epochs, base_lr, t.min_lr)
                 for group in opt.param_groups:
                     group["lr"] = lr
-            g = torch.Generator(device="cpu").manual_seed(derive_seed(t.seed, epoch, it, dist_info.rank, 31))
-            ratio = cfg.mask.ratio
-            if cfg.mask.ratio_range is not None:
-                lo, hi = cfg.mask.ratio_range
-                ratio = lo + (hi - lo) * float(torch.rand(1, generator=g))
-            noise = mask_noise(cfg.mask.strategy, imgs.shape[0], geom, ratio, cfg.mask.unit, g).to(device)
+            ratio, noise = step_mask(cfg, geom, epoch, it, imgs.shape[0], dist_info)
+            noise = noise.to(device)
             sync = (it + 1 - group_start) == group_size
             no_sync = step_module.no_sync if (dist_info.enabled and not sync) else nullcontext
             with no_sync(), autocast:
                 out = step_module(imgs, ratio, noise)
-            loss_value = float(out.loss.detach())
+            # the global batch's loss: every process logs it and takes the same non-finite branch
+            loss_value = all_reduce_mean(float(out.loss.detach()))
             finite = math.isfinite(loss_value)
             if not finite and t.on_nonfinite == "stop":
                 bar.close()
@@ -431,6 +428,25 @@ def pretrain(
     if dist_info.is_main:
         _final_figures(model, splits, cfg, run_dir, device)
     return PretrainResult(run_dir, model, last_loss, first_loss, global_step, time.time() - t0)
+
+
+def step_mask(
+    cfg: Config, geom: MaskGeometry, epoch: int, it: int, n: int, dist_info: DistInfo
+) -> tuple[float, torch.Tensor]:
+    """Mask ratio and noise (n, L) of this process's rows of global batch `it` of `epoch`.
+
+    Drawn for the whole global batch from a seed without the rank, then sliced: the masks
+    depend only on (seed, epoch, step, place in the global batch), so N processes train
+    exactly like one process with the same global batch.
+    """
+    # the 0 stands where the rank was: one-process masks stay as they were
+    g = torch.Generator(device="cpu").manual_seed(derive_seed(cfg.train.seed, epoch, it, 0, 31))
+    ratio = cfg.mask.ratio
+    if cfg.mask.ratio_range is not None:
+        lo, hi = cfg.mask.ratio_range
+        ratio = lo + (hi - lo) * float(torch.rand(1, generator=g))
+    noise = mask_noise(cfg.mask.strategy, n * dist_info.world, geom, ratio, cfg.mask.unit, g)
+    return ratio, noise[dist_info.rank * n : (dist_info.rank + 1) * n]
 
 
 def _resume_path(resume: str | bool | None, ckpt_dir: Path) -> Path | None:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from maelab.config import DataConfig, Strict, build_config, deep_merge, parse_overrides, read_yaml
 from maelab.data import build_splits
 from maelab.data.base import Splits
@@ -81,11 +83,17 @@ def probe_run_config(
 
 
 def score_features(
-    train: Features, test: Features, num_classes: int, cfg: ProbeConfig, source: str
+    train: Features,
+    test: Features,
+    num_classes: int,
+    cfg: ProbeConfig,
+    source: str,
+    device: torch.device | str = "cpu",
 ) -> SourceScores:
-    """Linear probe and k-NN of one feature source."""
-    lin = linear_probe(train.x, train.y, test.x, test.y, num_classes, cfg)
-    knn = knn_accuracy(train.x, train.y, test.x, test.y, num_classes, k=cfg.k, t=cfg.t)
+    """Linear probe and k-NN of one feature source (run on `device`)."""
+    trx, tr_y, tex, te_y = (t.to(device) for t in (train.x, train.y, test.x, test.y))
+    lin = linear_probe(trx, tr_y, tex, te_y, num_classes, cfg)
+    knn = knn_accuracy(trx, tr_y, tex, te_y, num_classes, k=cfg.k, t=cfg.t)
     return SourceScores(source, train.x.shape[1], lin, knn)
 
 
@@ -183,7 +191,9 @@ def run_probe(ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False) ->
             pixel_features(splits.test, img_size),
         )
 
-    rows = [score_features(tr, te, num_classes, cfg, name) for name, (tr, te) in sources.items()]
+    rows = [
+        score_features(tr, te, num_classes, cfg, name, device) for name, (tr, te) in sources.items()
+    ]
     table = format_table(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "probe.txt").write_text(table + "\n")

@@ -45,7 +45,9 @@ def _cap(x: Features, n: int | None) -> Features:
     return x if n is None or len(x) <= n else Features(x.x[:n], x.y[:n])
 
 
-def probe_metrics(train: Features, test: Features, num_classes: int, cfg: EvalConfig) -> dict[str, float]:
+def probe_metrics(
+    train: Features, test: Features, num_classes: int, cfg: EvalConfig
+) -> dict[str, float]:
     """Linear-probe and k-NN top-1 (percent) of frozen features."""
     train = _cap(train, cfg.max_train)
     lp = linear_probe(train.x, train.y, test.x, test.y, num_classes, cfg.linear_probe)
@@ -105,7 +107,9 @@ def evaluate_model(
         dim=float(stats.dim),
     )
     if eval_cfg.identifiability:
-        metrics.update(identifiability_metrics(model, splits, model.patch_size, eval_cfg, cfg.train.seed))
+        metrics.update(
+            identifiability_metrics(model, splits, model.patch_size, eval_cfg, cfg.train.seed)
+        )
     return metrics, stats.spectrum
 
 
@@ -131,8 +135,8 @@ def evaluate_pixels(
 def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dict[str, Any]:
     """Evaluate `RUN/checkpoints/last.pt` and write `RUN/results.json`; returns its content."""
     from maelab.data import build_splits
-    from maelab.evaluation.checkpoints import load_pretrained
     from maelab.engine.logging import read_metrics
+    from maelab.evaluation.checkpoints import load_pretrained
 
     eval_cfg = eval_cfg or EvalConfig()
     run_dir = Path(run_dir)

@@ -30,7 +30,9 @@ EVAL_STEPS = 60
 class SweepProgress:
     """Context manager; `start(name, run_dir)` when a run begins, `finish(name, ok)` at its end."""
 
-    def __init__(self, jobs: list[tuple[str, int | None]], already_done: int, disabled: bool = False) -> None:
+    def __init__(
+        self, jobs: list[tuple[str, int | None]], already_done: int, disabled: bool = False
+    ) -> None:
         self.disabled = disabled
         self.console = Console(file=sys.stderr)
         self.totals = {name: (total or 0) + EVAL_STEPS for name, total in jobs}
@@ -64,7 +66,9 @@ class SweepProgress:
         if self.disabled:
             return self
         self.progress.start()
-        self.overall = self.progress.add_task(self._label(), total=sum(self.totals.values()) or None)
+        self.overall = self.progress.add_task(
+            self._label(), total=sum(self.totals.values()) or None
+        )
         self._thread.start()
         return self
 
@@ -98,7 +102,7 @@ class SweepProgress:
         """A line above the bars (or plain when the display is off)."""
         if self.disabled:
             return
-        self.console.print(message, highlight=False, markup=False)
+        self.console.print(message, highlight=False, markup=False, soft_wrap=True)
 
     def _refresh_overall(self) -> None:
         if self.overall is None:
@@ -110,7 +114,9 @@ class SweepProgress:
             step = min(latest_step(run_dir), self.totals.get(name, 0) - EVAL_STEPS)
             running += max(step, 0)
             self.progress.update(task, completed=step)
-        self.progress.update(self.overall, completed=self.done_steps + running, description=self._label())
+        self.progress.update(
+            self.overall, completed=self.done_steps + running, description=self._label()
+        )
 
     def _poll(self) -> None:
         while not self._stop.wait(1.0):

@@ -35,7 +35,7 @@ from maelab.config import (
     set_dotted,
 )
 from maelab.errors import ConfigError
-from maelab.experiments.evaluate import RESULTS_FILE, EvalConfig, write_json
+from maelab.experiments.evaluate import EvalConfig, write_json
 
 DONE_FILE = "done.json"
 MANIFEST_FILE = "sweep.json"
@@ -112,7 +112,9 @@ def parse_grid_arg(text: str) -> tuple[str, list[Any]]:
     key, sep, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not key or not raw:
-        raise ConfigError(f"--grid '{text}' must look like key=v1,v2,... (e.g. mask.ratio=0.5,0.75)")
+        raise ConfigError(
+            f"--grid '{text}' must look like key=v1,v2,... (e.g. mask.ratio=0.5,0.75)"
+        )
     if raw.startswith("["):
         values = parse_value(raw)
         if not isinstance(values, list):
@@ -129,13 +131,17 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ConfigError(f"--seeds '{text}' must be comma-separated integers, e.g. 0,1,2") from None
+        raise ConfigError(
+            f"--seeds '{text}' must be comma-separated integers, e.g. 0,1,2"
+        ) from None
     if not seeds or any(s < 0 for s in seeds):
         raise ConfigError(f"--seeds '{text}' must list one or more non-negative integers")
     return seeds
 
 
-def expand_grids(grids: list[dict[str, list[Any]]], seeds: list[int]) -> tuple[list[SweepPoint], list[str]]:
+def expand_grids(
+    grids: list[dict[str, list[Any]]], seeds: list[int]
+) -> tuple[list[SweepPoint], list[str]]:
     """The union of the grids' products, times the seeds; duplicates kept once, in order.
 
     Every point names every axis of every grid; a grid that lacks an axis leaves it at the base
@@ -228,7 +234,9 @@ def load_sweep(
         section["seeds"] = parse_seeds(seeds)
     settings = build_config(section, SweepConfig)
     if not settings.grid and not settings.grids:
-        raise ConfigError("the sweep has no grid: give --grid key=v1,v2 or a `sweep: grid:` section")
+        raise ConfigError(
+            "the sweep has no grid: give --grid key=v1,v2 or a `sweep: grid:` section"
+        )
     sweep_dir = out or settings.dir or tree.get("run_dir") or "runs/sweep"
     return expand_sweep(tree, settings, sweep_dir)
 
@@ -332,7 +340,9 @@ def execute_point(
     return done
 
 
-def execute_baselines(cfg_tree: dict[str, Any], eval_tree: dict[str, Any], out_dir: str, threads: int | None) -> dict[str, Any]:
+def execute_baselines(
+    cfg_tree: dict[str, Any], eval_tree: dict[str, Any], out_dir: str, threads: int | None
+) -> dict[str, Any]:
     """Score the random-init encoder and raw pixels (worker-safe); writes done.json."""
     import torch
 
@@ -342,12 +352,12 @@ def execute_baselines(cfg_tree: dict[str, Any], eval_tree: dict[str, Any], out_d
         torch.set_num_threads(threads)
     t0 = time.time()
     with _blas_threads(threads):
-        base = evaluate_baselines(build_config(cfg_tree), out_dir, EvalConfig.model_validate(eval_tree))
+        base = evaluate_baselines(
+            build_config(cfg_tree), out_dir, EvalConfig.model_validate(eval_tree)
+        )
     done = {"run": BASELINE_DIR, "seconds": time.time() - t0, "baselines": base}
     write_json(Path(out_dir) / DONE_FILE, done)
     return done
-
-
 
 
 class _blas_threads:
@@ -429,19 +439,39 @@ def run_sweep(plan: SweepPlan, quiet: bool = False) -> SweepResult:
         if run_status(base_dir) == "done":
             skipped.append(BASELINE_DIR)
         else:
-            base_tree = build_config(deep_merge(plan.base, {"run_dir": str(base_dir)})).model_dump(mode="json")
-            jobs.append((BASELINE_DIR, execute_baselines, (base_tree, eval_tree, str(base_dir), threads), base_dir, None))
+            base_tree = build_config(deep_merge(plan.base, {"run_dir": str(base_dir)})).model_dump(
+                mode="json"
+            )
+            jobs.append(
+                (
+                    BASELINE_DIR,
+                    execute_baselines,
+                    (base_tree, eval_tree, str(base_dir), threads),
+                    base_dir,
+                    None,
+                )
+            )
     for p in plan.points:
         run_dir = plan.dir / p.name
         if run_status(run_dir) == "done":
             skipped.append(p.name)
             continue
         cfg = plan.config(p)
-        jobs.append((p.name, execute_point, (cfg.model_dump(mode="json"), eval_tree, list(s.probes), threads), run_dir, planned_steps(cfg)))
+        jobs.append(
+            (
+                p.name,
+                execute_point,
+                (cfg.model_dump(mode="json"), eval_tree, list(s.probes), threads),
+                run_dir,
+                planned_steps(cfg),
+            )
+        )
 
     ran: list[str] = []
     failed: dict[str, str] = {}
-    progress = SweepProgress([(name, total) for name, *_, total in jobs], len(skipped), disabled=quiet)
+    progress = SweepProgress(
+        [(name, total) for name, *_, total in jobs], len(skipped), disabled=quiet
+    )
     with progress:
         for name, outcome in _execute(jobs, workers, progress):
             if isinstance(outcome, BaseException):
@@ -458,8 +488,11 @@ def run_sweep(plan: SweepPlan, quiet: bool = False) -> SweepResult:
 def summary_line(done: dict[str, Any]) -> str:
     """One line of the main numbers of a finished run (or of the baselines)."""
     if "baselines" in done:
-        parts = [f"{k} linear {v.get('linear_top1', math.nan):.1f}%" for k, v in done["baselines"].items()]
-        return "baselines: " + ", ".join(parts) + f" ({done['seconds']:.0f} s)"
+        parts = [
+            f"{k} linear {v.get('linear_top1', math.nan):.1f}%"
+            for k, v in done["baselines"].items()
+        ]
+        return ", ".join(parts) + f" ({done['seconds']:.0f} s)"
     m = done.get("metrics", {})
     text = f"loss {done.get('final_loss', math.nan):.3f}, linear {m.get('linear_top1', math.nan):.1f}%, "
     text += f"k-NN {m.get('knn_top1', math.nan):.1f}%, eff. rank {m.get('effective_rank', math.nan):.1f}"

@@ -119,11 +119,15 @@ def kong_unit(series_by_unit: Mapping[Any, Series], metric_label: str, what: str
     ratios every unit shares, grows with the unit."""
     units = sorted(series_by_unit, key=float)
     if len(units) < 2:
-        return Verdict(KONG, f"a larger mask unit raises {what}", "needs at least 2 mask units", None)
+        return Verdict(
+            KONG, f"a larger mask unit raises {what}", "needs at least 2 mask units", None
+        )
     shared = set.intersection(*(set(series_by_unit[u]) for u in units))
     shared = {x for x in shared if all(math.isfinite(series_by_unit[u][x][0]) for u in units)}
     if not shared:
-        return Verdict(KONG, f"a larger mask unit raises {what}", "no ratio shared by the units", None)
+        return Verdict(
+            KONG, f"a larger mask unit raises {what}", "no ratio shared by the units", None
+        )
     means = {u: sum(series_by_unit[u][x][0] for x in shared) / len(shared) for u in units}
     ok = all(means[a] < means[b] for a, b in zip(units, units[1:], strict=False))
     measured = f"{metric_label} averaged over ratios {sorted(shared)}: " + ", ".join(
@@ -221,8 +225,10 @@ def cao_q3(stability: Mapping[str, Any] | None) -> Verdict:
     cka = [float(v) for v in stability["adjacent_cka"]]
     ok = max(upd) < STABLE_UPDATE and min(cka) > STABLE_CKA
     measured = (
-        "relative update per block " + ", ".join(f"{v:.2f}" for v in upd)
-        + "; adjacent CKA " + ", ".join(f"{v:.2f}" for v in cka)
+        "relative update per block "
+        + ", ".join(f"{v:.2f}" for v in upd)
+        + "; adjacent CKA "
+        + ", ".join(f"{v:.2f}" for v in cka)
         + f" (stable: update < {STABLE_UPDATE}, CKA > {STABLE_CKA})"
     )
     return Verdict(CAO, claim, measured, ok)

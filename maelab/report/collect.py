@@ -99,7 +99,9 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def read_run(run_dir: Path, values: dict[str, Any] | None = None, seed: int | None = None) -> RunRecord:
+def read_run(
+    run_dir: Path, values: dict[str, Any] | None = None, seed: int | None = None
+) -> RunRecord:
     cfg = _read_config(run_dir)
     res = _read_json(run_dir / RESULTS_FILE)
     return RunRecord(
@@ -107,7 +109,9 @@ def read_run(run_dir: Path, values: dict[str, Any] | None = None, seed: int | No
         path=run_dir,
         values=dict(values or {}),
         seed=int(seed if seed is not None else get_dotted(cfg, "train.seed") or 0),
-        metrics={k: float(v) for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))},
+        metrics={
+            k: float(v) for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))
+        },
         spectrum=[float(v) for v in res.get("spectrum", [])],
         config=cfg,
     )
@@ -123,7 +127,9 @@ def collect(folder: str | Path) -> Collected:
     manifest = _read_json(root / "sweep.json")
     if manifest:
         keys = list(manifest.get("keys", []))
-        runs = [read_run(root / p["name"], p["values"], p["seed"]) for p in manifest.get("points", [])]
+        runs = [
+            read_run(root / p["name"], p["values"], p["seed"]) for p in manifest.get("points", [])
+        ]
     else:
         dirs = sorted(d for d in root.iterdir() if d.is_dir() and (d / "config.yaml").is_file())
         dirs = [d for d in dirs if d.name != BASELINE_DIR]
@@ -204,4 +210,6 @@ def _same(a: Any, b: Any) -> bool:
 def training_curve(run: RunRecord) -> list[tuple[int, float]]:
     """(step, loss) of the run's logged training steps."""
     recs = read_metrics(run.path / "metrics.jsonl")
-    return [(int(r["step"]), float(r["loss"])) for r in recs if r.get("kind") == "train" and "loss" in r]
+    return [
+        (int(r["step"]), float(r["loss"])) for r in recs if r.get("kind") == "train" and "loss" in r
+    ]

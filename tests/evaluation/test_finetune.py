@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from maelab.evaluation.finetune import layer_id_for_vit, param_groups_lrd
+from maelab.engine.checkpoint import load_checkpoint
+from maelab.evaluation.finetune import (
+    FinetuneRunConfig,
+    finetune,
+    finetune_run_config,
+    layer_id_for_vit,
+    param_groups_lrd,
+)
 from maelab.models.interop import to_timm_vit
 
 
@@ -58,3 +65,46 @@ def test_adamw_uses_lr_scale(tiny, global_pool):
     assert {round(g["lr"], 6) for g in opt.param_groups} == {
         round(2.0 * 0.75**k, 6) for k in range(4)
     }
+
+
+def test_resume_is_exact(digits_ckpt, tmp_path):
+    """2 epochs straight == 1 epoch, stop, resume for the 2nd (mixup, drop path, augmentation)."""
+    stored = load_checkpoint(digits_ckpt)["config"]
+
+    def cfg(run_dir, epochs):
+        over = [f"run_dir={run_dir}", f"finetune.epochs={epochs}", "finetune.batch_size=64",
+                "data.num_train=128", "data.num_test=32", "finetune.warmup_epochs=0"]  # fmt: skip
+        return finetune_run_config(stored, overrides=over)
+
+    straight = finetune(digits_ckpt, cfg(tmp_path / "a", 2), quiet=True)
+    # the schedule depends on the epoch count: interrupt a 2-epoch run after its 1st epoch
+    _train_one_epoch_of(digits_ckpt, cfg(tmp_path / "b", 2))
+    resumed = finetune(digits_ckpt, cfg(tmp_path / "b", 2), resume=True, quiet=True)
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert straight.top1 == resumed.top1
+    assert [h["epoch"] for h in resumed.history] == [0, 1]
+
+
+def _train_one_epoch_of(ckpt, run_cfg: FinetuneRunConfig) -> None:
+    """Run `run_cfg` but interrupt it after its first epoch's checkpoint."""
+    import maelab.evaluation.finetune as ft
+
+    class Stop(Exception):
+        pass
+
+    real_save = ft.atomic_save
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        raise Stop
+
+    ft.atomic_save = save_then_stop
+    try:
+        finetune(ckpt, run_cfg, quiet=True)
+    except Stop:
+        pass
+    finally:
+        ft.atomic_save = real_save

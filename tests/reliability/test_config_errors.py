@@ -208,3 +208,14 @@ def test_config_error_in_a_real_process(tmp_path):
     assert (
         proc.stderr == "maelab: error: unknown config key 'train.epoch' (did you mean 'epochs'?)\n"
     )
+
+
+def test_run_dir_that_cannot_be_created(tmp_path, capsys):
+    f = tmp_path / "taken"
+    f.write_text("")
+    rc, _, err = cli(capsys, "pretrain", *TINY, f"run_dir={f / 'sub'}", "--quiet")
+    assert rc == 2
+    assert (
+        error_line(err)
+        == f"run_dir={f / 'sub'} cannot be written (Not a directory); choose a writable folder"
+    )

@@ -169,3 +169,21 @@ def test_resume_of_an_unreadable_last_pt_is_one_line(tmp_path, capsys):
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"\x00" * 100)
     rc, _, err = cli(capsys, *run, "--resume")
     assert rc == 1 and "cannot be read" in error_line(err)
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_run_exits_130_and_keeps_a_good_checkpoint(tmp_path):
+    args = [sys.executable, "-m", "maelab", "pretrain", *RUN, f"run_dir={tmp_path}", "--quiet"]
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    last = tmp_path / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err == "maelab: interrupted\n"
+    assert load_checkpoint(last)["global_step"] >= 2
+    assert sorted(p.name for p in last.parent.iterdir()) == ["last.pt"]

@@ -1,0 +1,1 @@
+"""Experiments: sweeps over config fields, the standard per-run evaluations, the demo study."""

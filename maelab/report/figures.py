@@ -1,0 +1,165 @@
+"""PNG figures of the report (matplotlib, Agg backend): each function takes numbers and a path,
+writes the PNG and returns the path."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+Series = Mapping[float, tuple[float, float]]  # x -> (mean, std)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(
+    curves: Mapping[str, Sequence[tuple[int, float]]], path: str | Path, title: str = ""
+) -> Path:
+    """Training loss against step, one line per run (log-scaled loss when it spans > 10x)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    lows, highs = [], []
+    for label, pts in curves.items():
+        if not pts:
+            continue
+        steps, losses = zip(*pts, strict=True)
+        ax.plot(steps, losses, lw=1.1, label=label)
+        lows.append(min(losses))
+        highs.append(max(losses))
+    if lows and min(lows) > 0 and max(highs) / min(lows) > 10:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    if len(curves) <= 12:
+        ax.legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
+def spectra_figure(
+    spectra: Mapping[str, Sequence[float]], path: str | Path, title: str = ""
+) -> Path:
+    """Covariance eigenvalues, normalised to sum 1, on a log scale against their index."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    for label, spec in spectra.items():
+        s = np.asarray(spec, dtype=float)
+        if s.size == 0 or s.sum() <= 0:
+            continue
+        p = s / s.sum()
+        p = np.where(p > 0, p, np.nan)  # exact zeros cannot sit on a log axis
+        ax.plot(np.arange(1, len(p) + 1), p, lw=1.3, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue index")
+    ax.set_ylabel("eigenvalue / sum (log)")
+    ax.set_title(title or "feature covariance spectrum", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def heatmap_figure(
+    cells: Mapping[str, Mapping[tuple[float, float], tuple[float, float]]],
+    path: str | Path,
+    xlabel: str = "mask ratio",
+    ylabel: str = "mask unit (px)",
+) -> Path:
+    """One heat map per panel (e.g. latent level): cell (x, y) -> mean, annotated mean±std."""
+    panels = list(cells)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * len(panels) + 0.6, 2.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        data = cells[panel]
+        xs = sorted({x for x, _ in data})
+        ys = sorted({y for _, y in data})
+        grid = np.full((len(ys), len(xs)), np.nan)
+        for (x, y), (m, _) in data.items():
+            grid[ys.index(y), xs.index(x)] = m
+        finite = grid[np.isfinite(grid)]
+        lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        im = ax.imshow(
+            grid, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-6, aspect="auto"
+        )
+        for (x, y), (m, s) in data.items():
+            if math.isfinite(m):
+                text = f"{m:.2f}" + (f"\n±{s:.2f}" if math.isfinite(s) and s > 0 else "")
+                shade = (m - lo) / (hi - lo) if hi > lo else 0.5
+                ax.text(
+                    xs.index(x),
+                    ys.index(y),
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=6.5,
+                    color="black" if shade > 0.5 else "white",
+                )
+        ax.set_xticks(range(len(xs)), [f"{x:g}" for x in xs], fontsize=7)
+        ax.set_yticks(range(len(ys)), [f"{y:g}" for y in ys], fontsize=7)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_title(panel, fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+    axes[0, 0].set_ylabel(ylabel, fontsize=8)
+    return _save(fig, path)
+
+
+def lines_figure(
+    panels: Mapping[str, Mapping[str, Series]],
+    path: str | Path,
+    xlabel: str = "mask ratio",
+    baselines: Mapping[str, Mapping[str, float]] | None = None,
+) -> Path:
+    """One panel per metric; one line per series (e.g. mask unit) with ±std error bars; dashed
+    horizontal lines for baselines (panel -> label -> value)."""
+    names = list(panels)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.0), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        for label, series in panels[name].items():
+            xs = sorted(series)
+            ms = [series[x][0] for x in xs]
+            ss = [series[x][1] if math.isfinite(series[x][1]) else 0.0 for x in xs]
+            ax.errorbar(xs, ms, yerr=ss, marker="o", ms=3, capsize=2, lw=1.2, label=label)
+        for i, (label, value) in enumerate((baselines or {}).get(name, {}).items()):
+            if math.isfinite(value):
+                ax.axhline(value, ls="--", lw=0.9, color=f"C{7 + i}", label=label)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    return _save(fig, path)
+
+
+def bars_figure(
+    rows: Mapping[str, Mapping[str, tuple[float, float]]], metrics: Sequence[str], path: str | Path
+) -> Path:
+    """One panel per metric, one bar (±std) per row label (e.g. MAE, U-MAE, random init)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.4 * len(metrics), 2.8), squeeze=False)
+    labels = list(rows)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        ms = [rows[lb].get(metric, (math.nan, math.nan))[0] for lb in labels]
+        ss = [rows[lb].get(metric, (math.nan, math.nan))[1] for lb in labels]
+        ss = [s if math.isfinite(s) else 0.0 for s in ss]
+        ax.bar(
+            range(len(labels)),
+            np.nan_to_num(ms),
+            yerr=ss if any(ss) else None,
+            capsize=3,
+            color=[f"C{i}" for i in range(len(labels))],
+        )
+        ax.set_xticks(range(len(labels)), labels, fontsize=7, rotation=20)
+        ax.set_title(metric, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,102 @@
+"""`torchrun --nproc_per_node=2 -m maelab pretrain` (gloo on CPU) trains exactly like one process.
+
+The loader gives each rank its slice of one global permutation, and the crops, flips and masks
+are drawn for the whole global batch and sliced, so 2 processes x 8 images see the same images,
+views and masks as 1 process x 16; DDP's gradient average equals the one-process mean because
+every rank removes the same number of patches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from maelab.config import load_config
+from maelab.engine.checkpoint import load_checkpoint
+from maelab.engine.pretrain import pretrain
+
+REPO = Path(__file__).resolve().parents[2]
+
+LR = 1e-4
+# 96 images / global batch 16 = 6 iterations per epoch, 3 optimizer steps (accumulation 2) per
+# epoch; augmentation on so that the crops and flips are checked too.
+OVERRIDES = [
+    "model.preset=micro", "data.num_train=96", "data.num_test=16", "data.augment=true",
+    "data.num_workers=0", "train.batch_size=16", "train.accum_iter=2", "train.epochs=2",
+    f"train.lr={LR}", "train.warmup_epochs=0.5", "train.save_every=1", "train.log_every=1",
+]  # fmt: skip
+
+
+def torchrun(run_dir: Path, *extra: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "maelab", "pretrain", "--quiet", f"run_dir={run_dir}", *OVERRIDES, *extra,
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def train_losses(path: Path) -> list[float]:
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r["loss"] for r in records if r["kind"] == "train"]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("ddp") / "run"
+    torchrun(run_dir)
+    return run_dir
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(ddp_run: Path, tmp_path: Path) -> None:
+    one = pretrain(load_config([], [f"run_dir={tmp_path}", *OVERRIDES]), quiet=True).model.state_dict()
+    two = weights(ddp_run / "checkpoints" / "last.pt")
+    half = weights(ddp_run / "checkpoints" / "epoch_0001.pt")
+    moved = max((two[k] - v).abs().max().item() for k, v in half.items())
+    assert moved > 1e-4  # the last 3 AdamW steps alone move the weights well beyond the tolerance
+    for k in one:
+        a, b = two[k], one[k]
+        if k.endswith("attn.qkv.bias"):
+            # the key bias has an exactly-zero gradient (softmax ignores a shift shared by all
+            # keys): AdamW turns its round-off into steps of up to lr with a random sign
+            a, b = a.view(3, -1), b.view(3, -1)
+            assert (a[1] - b[1]).abs().max() <= LR * 6
+            a, b = a[[0, 2]], b[[0, 2]]
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=k)
+    state = load_checkpoint(ddp_run / "checkpoints" / "last.pt")
+    assert state["global_step"] == 12 and state["opt_steps"] == 6
+    # the logged loss is the global batch's, as in one process
+    logged = [train_losses(d / "metrics.jsonl") for d in (ddp_run, tmp_path)]
+    torch.testing.assert_close(torch.tensor(logged[0]), torch.tensor(logged[1]), rtol=1e-5, atol=0)
+
+
+@pytest.mark.slow
+def test_two_process_resume_replays_the_run(ddp_run: Path, tmp_path: Path) -> None:
+    # restart the 2-process run from its epoch-1 checkpoint in a fresh folder
+    torchrun(tmp_path, f"--resume={ddp_run / 'checkpoints' / 'epoch_0001.pt'}")
+    straight, resumed = weights(ddp_run / "checkpoints" / "last.pt"), weights(tmp_path / "checkpoints" / "last.pt")
+    for k in straight:
+        torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=1e-6, msg=k)
+
+
+@pytest.mark.slow
+def test_only_rank_zero_writes(ddp_run: Path) -> None:
+    records = [json.loads(line) for line in (ddp_run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r["kind"] == "train"]
+    assert steps == list(range(1, 13))  # one record per step, not one per process
+    assert sorted(p.name for p in (ddp_run / "checkpoints").iterdir()) == [
+        "epoch_0001.pt", "epoch_0002.pt", "last.pt"
+    ]  # fmt: skip
