@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         except MaelabError as exc:
             print(f"maelab: error: {one_line(exc)}", file=sys.stderr)
             return 1
-        except OSError as exc:  # disk full, permissions, a vanished file: the environment, not maelab
+        except OSError as exc:  # disk full, permissions: the environment, not maelab
             print(f"maelab: error: {one_line(exc)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:

@@ -37,10 +37,13 @@ class SyntheticConfig(Strict):
     num_classes: int = 10
     pixel_noise: float = 0.02  # std of additive pixel noise, in [0, 1] units
     class_std: float = 0.5  # within-class std of z_g (the mixture has unit variance)
-    mixing_gain: float = 3.0  # gain inside phi(x) = leak * x + (1 - leak) * tanh(gain * x)
-    mixing_leak: float = 0.2  # slope of phi far from 0 (keeps it invertible)
-    decoder_hidden: int = 64  # sine features per cell decoder
-    decoder_freq: float = 2.0  # std of the sine features' pre-activations
+    mixing_gain: float = 1.5  # gain inside phi(x) = leak * x + (1 - leak) * tanh(gain * x)
+    mixing_leak: float = 0.3  # slope of phi far from 0 (keeps it invertible)
+    coupling_shift: float = 1.5  # amplitude of the non-monotone coupling shifts in each mixing
+    coupling_freq: float = 2.0  # frequency of those shifts
+    decoder_hidden: int = 32  # sine features per cell decoder
+    decoder_freq: float = 1.5  # std of the sine features' pre-activations
+    decoder_sine: float = 0.5  # share of the sine features in the decoder's logit variance
     world_seed: Seed = 0  # fixes the mixing functions; samples use DataConfig.seed
 
 

@@ -106,7 +106,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
             warnings.simplefilter("ignore")  # torch warns about pickle protocols of foreign files
             obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # foreign files make torch raise anything from KeyError to RuntimeError
+    except Exception as exc:  # a foreign file makes torch raise anything
         raise CheckpointError(
             f"checkpoint '{path}' cannot be read ({_load_reason(exc)}); "
             "it is truncated, damaged or not a torch checkpoint"

@@ -162,7 +162,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
 
 def evaluate_baselines(
     cfg: Config, out_dir: str | Path, eval_cfg: EvalConfig | None = None
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Random-init encoder (built as pretraining with `cfg` would start) and raw pixels, scored
     like a run; metrics and spectra are written to `out_dir/results.json`."""
     from maelab.data import build_splits
@@ -174,7 +174,7 @@ def evaluate_baselines(
     model = random_encoder(build_model_for(cfg, splits).arch, cfg.train.seed)
     rand, rand_spec = evaluate_model(model, cfg, splits, eval_cfg)
     pix, pix_spec = evaluate_pixels(cfg, splits, eval_cfg, model.patch_size)
-    out = {"random_init": rand, "pixels": pix}
+    out = {"random_init": {**rand, "data": cfg.data.name}, "pixels": {**pix, "data": cfg.data.name}}
     record = {
         "baselines": out,
         "spectra": {"random_init": rand_spec, "pixels": pix_spec},

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -197,6 +198,7 @@ def stability_figure(
     ax2.set_ylim(min(0.0, ax2.get_ylim()[0]), 1.02)
     ax2.set_title("adjacent-layer similarity", fontsize=9)
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel(f"{items[0][1].part} block")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -210,7 +212,16 @@ def interpolation_figure(result: InterpolationResult, path: str | Path) -> Path:
     att, ko = result.attention, result.knockout
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 3.4))
     if att.query_distances:
-        ax1.hist(att.query_distances, bins=30, alpha=0.8)
+        values = att.query_distances + att.query_uniform_distances
+        bins = np.linspace(0.0, max(values) * 1.02, 31)
+        ax1.hist(att.query_distances, bins=bins, alpha=0.7, label="model")
+        ax1.hist(
+            att.query_uniform_distances,
+            bins=bins,
+            histtype="step",
+            color="black",
+            label="uniform, same queries",
+        )
     ax1.axvline(att.mean_distance, color="C1", label=f"model mean {att.mean_distance:.2f}")
     ax1.axvline(
         att.uniform_distance, color="black", ls="--", label=f"uniform {att.uniform_distance:.2f}"

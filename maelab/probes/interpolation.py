@@ -46,7 +46,8 @@ class AttentionLocality:
     cls_share: float  # mass on the cls key before it is left out
     layer_distance: list[float]  # per decoder block, mean over heads and masked queries
     layer_near_share: list[float]
-    query_distances: list[float]  # per (block, image, head, masked query); for a histogram
+    query_distances: list[float]  # per (block, head, image, masked query); for a histogram
+    query_uniform_distances: list[float]  # uniform attention's distance for the same queries
     mask_ratio: float
 
 
@@ -90,8 +91,9 @@ def attention_locality(
     dropped and each row renormalised over the patches); ``queries`` (N, L) selects the query
     patches that count (1 = count); ``visible`` (N, L), 1 for visible patches, is optional.
     Returns, averaged over heads and selected queries: ``distance``, ``near``,
-    ``uniform_distance``, ``uniform_near``, ``visible``, ``uniform_visible``, ``cls``, and
-    ``per_query`` (H, M) distances of the M selected queries (0-d tensors otherwise).
+    ``uniform_distance``, ``uniform_near``, ``visible``, ``uniform_visible``, ``cls`` (0-d
+    tensors), ``per_query`` (H, M) distances of the M selected queries and ``per_query_uniform``
+    (H, M) the distances uniform attention would give them.
     """
     num_patches = grid * grid
     n, heads, t, _ = attn.shape
@@ -115,13 +117,16 @@ def attention_locality(
         return (v * weight).sum() / weight.sum()
 
     per_query = (probs * dist).sum(-1)  # (N, H, L)
+    uniform_query = dist.mean(-1).expand(n, heads, -1)  # (N, H, L)
+    selected = q.bool()
     out = {
         "distance": avg(per_query),
         "near": avg((probs * near).sum(-1)),
-        "uniform_distance": avg(dist.mean(-1).expand(n, heads, -1)),
+        "uniform_distance": avg(uniform_query),
         "uniform_near": avg((near.sum(-1) / num_patches).expand(n, heads, -1)),
         "cls": avg(cls_mass),
-        "per_query": per_query.permute(1, 0, 2)[:, q.bool()],  # (H, M)
+        "per_query": per_query.permute(1, 0, 2)[:, selected],  # (H, M)
+        "per_query_uniform": uniform_query.permute(1, 0, 2)[:, selected],
     }
     if visible is not None:
         vis = visible.to(attn.device, attn.dtype)  # (N, L)
@@ -151,12 +156,13 @@ def decoder_attention_probe(
     stats = [attention_locality(a, mask, grid, visible=1.0 - mask) for a in maps]
     if not stats:
         nan = math.nan
-        return AttentionLocality(nan, nan, nan, nan, nan, nan, nan, [], [], [], mask_ratio)
+        return AttentionLocality(nan, nan, nan, nan, nan, nan, nan, [], [], [], [], mask_ratio)
 
     def mean_of(key: str) -> float:
         return float(sum(float(s[key]) for s in stats) / len(stats))
 
     values = torch.cat([s["per_query"].reshape(-1) for s in stats])
+    uniform = torch.cat([s["per_query_uniform"].reshape(-1) for s in stats])
     step = max(1, math.ceil(values.numel() / MAX_HISTOGRAM_VALUES))
     return AttentionLocality(
         mean_distance=mean_of("distance"),
@@ -169,6 +175,7 @@ def decoder_attention_probe(
         layer_distance=[float(s["distance"]) for s in stats],
         layer_near_share=[float(s["near"]) for s in stats],
         query_distances=values[::step].tolist(),
+        query_uniform_distances=uniform[::step].tolist(),
         mask_ratio=mask_ratio,
     )
 

@@ -20,7 +20,9 @@ from maelab.experiments.sweep import (
 
 # ---------------------------------------------------------------- pure parts
 def test_run_name_formats_values_in_order():
-    assert run_name({"mask.ratio": 0.75, "mask.unit": 8}, 0) == "mask.ratio=0.75__mask.unit=8__seed=0"
+    assert (
+        run_name({"mask.ratio": 0.75, "mask.unit": 8}, 0) == "mask.ratio=0.75__mask.unit=8__seed=0"
+    )
     assert format_value(None) == "none"
     assert format_value(True) == "true"
     assert format_value([0.2, 1.0]) == "0.2-1.0"
@@ -54,7 +56,9 @@ def test_union_of_grids_fills_missing_axes_from_base_and_dedups(tiny_yaml):
     # grid 2 leaves mask.unit at the base value 4, so its ratio-0.75 point repeats grid 1's
     plan = load_sweep(
         [str(tiny_yaml)],
-        ["sweep.grids=[{mask.ratio: [0.5, 0.75], mask.unit: [4, 8]}, {mask.ratio: [0.75], objective.name: [umae]}]"],
+        [
+            "sweep.grids=[{mask.ratio: [0.5, 0.75], mask.unit: [4, 8]}, {mask.ratio: [0.75], objective.name: [umae]}]"
+        ],
         seeds="0",
         out="/tmp/unused",
     )

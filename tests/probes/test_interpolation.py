@@ -83,6 +83,7 @@ def test_probes_on_a_model(images: ImageSet, make_model: Callable[..., MaskedAut
     assert len(att.layer_distance) == model.arch.decoder_depth
     assert 0 <= att.near_share <= 1 and 0 < att.uniform_near_share < 1
     assert att.mean_distance > 0 and len(att.query_distances) == 8 * 2 * 2 * 12
+    assert len(att.query_uniform_distances) == len(att.query_distances)
     ko = knockout_probe(model, images, max_images=8, targets_per_image=2)
     assert ko.num_knocked == 4 and ko.num_targets == 16
     assert ko.near_distance < ko.far_distance

@@ -59,11 +59,20 @@ def test_cao_checks():
     lr = {"spearman_rho": 0.4, "spearman_p": 0.001, "relative_effective_rank": {"4": 0.5}}
     assert claims.cao_q2(lr).agrees is True
     assert claims.cao_q2({**lr, "spearman_p": 0.3}).agrees is False
-    att = {"mean_distance": 1.5, "uniform_distance": 1.6, "near_share": 0.3, "uniform_near_share": 0.4}
+    att = {
+        "mean_distance": 1.5,
+        "uniform_distance": 1.6,
+        "near_share": 0.3,
+        "uniform_near_share": 0.4,
+    }
     ko = {"far_increase": 0.05, "far_increase_se": 0.01, "near_increase": 0.1, "num_knocked": 4}
     assert claims.cao_q5({"attention": att, "knockout": ko}).agrees is True
-    assert claims.cao_q5({"attention": att, "knockout": {**ko, "far_increase": 0.01}}).agrees is False
-    assert all(f(None).agrees is None for f in (claims.cao_q1, claims.cao_q2, claims.cao_q3, claims.cao_q5))
+    assert (
+        claims.cao_q5({"attention": att, "knockout": {**ko, "far_increase": 0.01}}).agrees is False
+    )
+    assert all(
+        f(None).agrees is None for f in (claims.cao_q1, claims.cao_q2, claims.cao_q3, claims.cao_q5)
+    )
 
 
 def test_control_sanity_and_summary():

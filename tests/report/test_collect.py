@@ -12,7 +12,9 @@ def _fake_run(folder, ratio, seed, linear):
     folder.mkdir(parents=True)
     cfg = {"run_dir": str(folder), "mask": {"ratio": ratio}, "train": {"seed": seed, "epochs": 1}}
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (folder / "results.json").write_text(json.dumps({"metrics": {"linear_top1": linear}, "spectrum": [2.0, 1.0]}))
+    (folder / "results.json").write_text(
+        json.dumps({"metrics": {"linear_top1": linear}, "spectrum": [2.0, 1.0]})
+    )
 
 
 def test_mean_std_matches_statistics():
