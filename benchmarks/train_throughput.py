@@ -42,6 +42,7 @@ from maelab.masking import num_keep
 from maelab.models import MAEArch, MaskedAutoencoder, make_arch
 
 IMPLS = ("maelab", "hf", "timm-ref")
+EXTRA_IMPLS = ("maelab-compiled",)  # torch.compile of maelab's model (train.compile=true)
 MASK_RATIO = 0.75
 LR, WEIGHT_DECAY, BETAS = 1.5e-4, 0.05, (0.9, 0.95)
 
@@ -67,7 +68,9 @@ Step = Callable[[torch.Tensor], None]
 def _block_flops(tokens: int, width: int, mlp_ratio: float) -> int:
     """Matmul FLOPs of one ViT block's forward on `tokens` tokens (per image)."""
     hidden = int(width * mlp_ratio)
-    linear = 2 * tokens * (3 * width * width + width * width + 2 * width * hidden)  # qkv, proj, fc1, fc2
+    linear = (
+        2 * tokens * (3 * width * width + width * width + 2 * width * hidden)
+    )  # qkv, proj, fc1, fc2
     attention = 2 * 2 * tokens * tokens * width  # q k^T and attn v over all heads
     return linear + attention
 
@@ -127,9 +130,17 @@ class TextbookMAE(nn.Module):
         self.norm = norm(a.embed_dim)
         self.decoder_embed = nn.Linear(a.embed_dim, a.decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, a.decoder_embed_dim))
-        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, n + 1, a.decoder_embed_dim), requires_grad=False)
+        self.decoder_pos_embed = nn.Parameter(
+            torch.zeros(1, n + 1, a.decoder_embed_dim), requires_grad=False
+        )
         self.decoder_blocks = nn.ModuleList(
-            Block(a.decoder_embed_dim, a.decoder_num_heads, a.mlp_ratio, qkv_bias=True, norm_layer=norm)
+            Block(
+                a.decoder_embed_dim,
+                a.decoder_num_heads,
+                a.mlp_ratio,
+                qkv_bias=True,
+                norm_layer=norm,
+            )
             for _ in range(a.decoder_depth)
         )
         self.decoder_norm = norm(a.decoder_embed_dim)
@@ -156,7 +167,9 @@ class TextbookMAE(nn.Module):
         mask = torch.gather(mask, dim=1, index=ids_restore)
         return x_masked, mask, ids_restore
 
-    def forward(self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO, noise: torch.Tensor | None = None):
+    def forward(
+        self, imgs: torch.Tensor, mask_ratio: float = MASK_RATIO, noise: torch.Tensor | None = None
+    ):
         x = self.patch_embed(imgs) + self.pos_embed[:, 1:, :]
         x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
         cls = self.cls_token + self.pos_embed[:, :1, :]
@@ -181,7 +194,9 @@ class TextbookMAE(nn.Module):
 
 
 # ---------------------------------------------------------------------------- implementations
-def build(impl: str, arch: MAEArch, device: torch.device, optimizer: str = "native") -> tuple[nn.Module, Step]:
+def build(
+    impl: str, arch: MAEArch, device: torch.device, optimizer: str = "native"
+) -> tuple[nn.Module, Step]:
     """The model of `impl` with maelab's initial weights (seed 0) and its training step.
 
     optimizer "native": each implementation's own default AdamW (maelab: `build_adamw`;
@@ -190,7 +205,7 @@ def build(impl: str, arch: MAEArch, device: torch.device, optimizer: str = "nati
     """
     torch.manual_seed(0)
     ours = MaskedAutoencoder(arch)
-    if impl == "maelab":
+    if impl in ("maelab", "maelab-compiled"):
         model: nn.Module = ours
     elif impl == "hf":
         from maelab.models.interop import to_hf_vitmae
@@ -202,10 +217,14 @@ def build(impl: str, arch: MAEArch, device: torch.device, optimizer: str = "nati
         model = TextbookMAE(arch)
         model.load_state_dict(ours.state_dict())
     else:
-        raise ValueError(f"unknown implementation '{impl}' (valid: {', '.join(IMPLS)})")
+        raise ValueError(
+            f"unknown implementation '{impl}' (valid: {', '.join(IMPLS + EXTRA_IMPLS)})"
+        )
     del ours
     model = model.to(device).train()
     opt = make_optimizer(impl, model, device, optimizer)
+    if impl == "maelab-compiled":
+        model = torch.compile(model)
 
     if impl == "hf":
 
@@ -224,13 +243,17 @@ def build(impl: str, arch: MAEArch, device: torch.device, optimizer: str = "nati
     return model, step
 
 
-def make_optimizer(impl: str, model: nn.Module, device: torch.device, kind: str) -> torch.optim.Optimizer:
-    if kind == "native" and impl == "maelab":
+def make_optimizer(
+    impl: str, model: nn.Module, device: torch.device, kind: str
+) -> torch.optim.Optimizer:
+    if kind == "native" and impl.startswith("maelab"):
         return build_adamw(model, LR, WEIGHT_DECAY, BETAS, device)
     if kind == "native":
         kind = "fused" if impl == "hf" else "default"
     flags = {"fused": {"fused": True}, "foreach": {"foreach": True}, "forloop": {"foreach": False}}
-    return torch.optim.AdamW(param_groups(model, WEIGHT_DECAY), lr=LR, betas=BETAS, **flags.get(kind, {}))
+    return torch.optim.AdamW(
+        param_groups(model, WEIGHT_DECAY), lr=LR, betas=BETAS, **flags.get(kind, {})
+    )
 
 
 def same_loss_check(arch: MAEArch, impls: list[str], device: torch.device) -> dict[str, float]:
@@ -249,7 +272,9 @@ def same_loss_check(arch: MAEArch, impls: list[str], device: torch.device) -> di
     ref = losses[impls[0]]
     bad = {k: v for k, v in losses.items() if abs(v - ref) > 1e-4 * max(1.0, abs(ref))}
     if bad:
-        raise RuntimeError(f"implementations disagree on the loss with shared weights and mask: {losses}")
+        raise RuntimeError(
+            f"implementations disagree on the loss with shared weights and mask: {losses}"
+        )
     return losses
 
 
@@ -274,14 +299,22 @@ def run_config(
 ) -> dict:
     arch = make_arch(cfg.preset)
     flops = train_flops(arch, cfg.batch)
-    losses = same_loss_check(arch, impls, device)
-    log(f"  same loss with shared weights and mask: " + ", ".join(f"{k} {v:.6f}" for k, v in losses.items()))
+    losses = same_loss_check(arch, [i for i in impls if i not in EXTRA_IMPLS], device)
+    log(
+        "  same loss with shared weights and mask: "
+        + ", ".join(f"{k} {v:.6f}" for k, v in losses.items())
+    )
     steps = {impl: build(impl, arch, device, optimizer)[1] for impl in impls}
     torch.manual_seed(2)
     x = torch.randn(cfg.batch, arch.in_chans, arch.img_size, arch.img_size, device=device)
-    for impl in impls:  # warmup (allocator, oneDNN primitive caches, optimizer state)
+    warmup_s = {}
+    for impl in impls:  # warmup (allocator, oneDNN primitive caches, optimizer state, compilation)
+        t = time.perf_counter()
         for _ in range(cfg.warmup):
             steps[impl](x)
+        warmup_s[impl] = time.perf_counter() - t
+    if "maelab-compiled" in impls:
+        log(f"  torch.compile + {cfg.warmup} warmup steps: {warmup_s['maelab-compiled']:.0f} s")
     times: dict[str, list[float]] = {impl: [] for impl in impls}
     mfus: dict[str, list[float]] = {impl: [] for impl in impls}
     peaks = []
@@ -303,7 +336,9 @@ def run_config(
     results = []
     for impl in impls:
         t = statistics.median(times[impl])
-        results.append(ImplResult(impl, t, cfg.batch / t, statistics.median(mfus[impl]), times[impl]))
+        results.append(
+            ImplResult(impl, t, cfg.batch / t, statistics.median(mfus[impl]), times[impl])
+        )
     return {
         "config": name,
         "preset": cfg.preset,
@@ -316,6 +351,7 @@ def run_config(
         "peak_gflops_median": statistics.median(peaks) / 1e9,
         "peak_gflops_all": [p / 1e9 for p in peaks],
         "loss_check": losses,
+        "warmup_s": warmup_s,
         "results": [asdict(r) for r in results],
     }
 
@@ -370,7 +406,9 @@ def child_memory(impl: str, cfg: BenchConfig, device: torch.device, optimizer: s
             "method": "VmHWM - VmRSS before the model" + (" (peak reset after build)" if reset else "")}  # fmt: skip
 
 
-def measure_memory(name: str, impls: list[str], args: argparse.Namespace, cfg: BenchConfig) -> dict[str, dict]:
+def measure_memory(
+    name: str, impls: list[str], args: argparse.Namespace, cfg: BenchConfig
+) -> dict[str, dict]:
     out = {}
     for impl in impls:
         cmd = [sys.executable, __file__, "--child-memory", impl, "--configs", name, "--batch", str(cfg.batch),
@@ -422,32 +460,42 @@ def table(run: dict) -> str:
     ]
     for r in run["results"]:
         mem = "" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:9.0f}"
-        lines.append(f"  {r['impl']:<10}{r['step_s']:9.3f}{r['images_per_s']:9.1f}{r['mfu'] * 100:6.1f}%{mem}")
+        lines.append(
+            f"  {r['impl']:<10}{r['step_s']:9.3f}{r['images_per_s']:9.1f}{r['mfu'] * 100:6.1f}%{mem}"
+        )
     by = {r["impl"]: r for r in run["results"]}
-    if "maelab" in by:
+    for ours in ("maelab", "maelab-compiled"):
         for peer, target in (("hf", 1.3), ("timm-ref", 1.0)):
-            if peer in by:
-                ratio = by["maelab"]["images_per_s"] / by[peer]["images_per_s"]
-                lines.append(f"  maelab/{peer}: {ratio:.2f}x images/s (target >= {target}x)")
-                if by[peer]["peak_rss_mb"] is not None and by["maelab"]["peak_rss_mb"] is not None:
-                    mem = by["maelab"]["peak_rss_mb"] / by[peer]["peak_rss_mb"]
-                    lines.append(f"  maelab/{peer}: {mem:.2f}x peak memory")
+            if ours not in by or peer not in by:
+                continue
+            ratio = by[ours]["images_per_s"] / by[peer]["images_per_s"]
+            line = f"  {ours}/{peer}: {ratio:.2f}x images/s (target >= {target}x)"
+            if by[peer]["peak_rss_mb"] and by[ours]["peak_rss_mb"] is not None:
+                line += f", {by[ours]['peak_rss_mb'] / by[peer]['peak_rss_mb']:.2f}x peak memory"
+            lines.append(line)
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", default="tiny,vit-b", help=f"comma-separated, of {', '.join(CONFIGS)}")
-    p.add_argument("--impls", default=",".join(IMPLS), help="comma-separated, of " + ", ".join(IMPLS))
+    p.add_argument(
+        "--configs", default="tiny,vit-b", help=f"comma-separated, of {', '.join(CONFIGS)}"
+    )
+    p.add_argument("--impls", default=",".join(IMPLS),
+                   help="comma-separated, of " + ", ".join(IMPLS + EXTRA_IMPLS))  # fmt: skip
     p.add_argument("--batch", type=int, default=None, help="override every config's batch")
     p.add_argument("--steps", type=int, default=None, help="timed steps per repeat")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--warmup", type=int, default=None)
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
+    )
     p.add_argument("--optimizer", default="native", choices=["native", "fused", "foreach", "forloop"],
                    help="native: each implementation's own default AdamW")  # fmt: skip
     p.add_argument("--device", default="cpu")
-    p.add_argument("--memory", action="store_true", help="peak RSS of each implementation (subprocesses)")
+    p.add_argument(
+        "--memory", action="store_true", help="peak RSS of each implementation (subprocesses)"
+    )
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -472,7 +520,9 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.child_memory:
-        res = child_memory(args.child_memory, config_for(args.configs, args), device, args.optimizer)
+        res = child_memory(
+            args.child_memory, config_for(args.configs, args), device, args.optimizer
+        )
         print(json.dumps(res))
         return res
     impls = [i for i in args.impls.split(",") if i]

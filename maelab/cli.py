@@ -325,6 +325,55 @@ def _run_analyze_probes(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ bench
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="training throughput vs Hugging Face ViTMAE and a textbook timm MAE",
+        description="Images/s, MFU (and peak memory with --memory) of full pretraining steps of "
+        "maelab, Hugging Face ViTMAEForPreTraining and a textbook timm MAE with the same weights, "
+        "interleaved, medians of repeats. Quick defaults; benchmarks/train_throughput.py runs the "
+        "full set. Needs a source checkout (the benchmarks/ folder).")  # fmt: skip
+    p.add_argument("--configs", default="tiny", help="comma-separated, of tiny, vit-b")
+    p.add_argument("--impls", default="maelab,hf,timm-ref",
+                   help="comma-separated, of maelab, hf, timm-ref, maelab-compiled")  # fmt: skip
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=2, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--memory", action="store_true", help="also peak memory (one subprocess each)")
+    p.add_argument("--json", default=None, help="write the results to this file")
+    p.set_defaults(handler=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if not BENCH_SCRIPT.is_file():
+        raise MaelabError(f"maelab bench needs the source checkout: {BENCH_SCRIPT} not found")
+    sys.path.insert(0, str(BENCH_SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("train_throughput", BENCH_SCRIPT)
+    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["train_throughput"] = bench  # dataclasses look their module up there
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    argv = ["--configs", args.configs, "--impls", args.impls, "--batch", str(args.batch),
+            "--steps", str(args.steps), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]  # fmt: skip
+    if args.threads:
+        argv += ["--threads", str(args.threads)]
+    if args.memory:
+        argv.append("--memory")
+    if args.json:
+        argv += ["--json", args.json]
+    try:
+        bench.main(argv)
+    except (ValueError, RuntimeError) as exc:
+        raise MaelabError(str(exc)) from None
+    return 0
+
+
 # ------------------------------------------------------------------ main
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_pretrain,
@@ -336,6 +385,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_report,
     _add_demo,
     _add_analyze,
+    _add_bench,
 ]
 
 

@@ -48,7 +48,8 @@ Result fields (all plain floats, ints, lists and dicts, ready for JSON via
   ``uniform_distance``, ``near_share`` vs ``uniform_near_share``, ``visible_share`` vs
   ``uniform_visible_share``, ``cls_share``, ``layer_distance``, ``layer_near_share``,
   ``query_distances``; ``.knockout`` (``KnockoutResult``): ``base_error``, ``near_increase`` vs
-  ``far_increase`` (with ``*_se``), ``near_distance``, ``far_distance``, ``num_targets``.
+  ``far_increase`` (with ``*_se``), the paired ``near_minus_far`` (+ ``_se``; the test),
+  ``near_distance``, ``far_distance``, ``num_targets``.
 * ``DecoderAblationResult``: ``metrics``, ``depths``, ``widths``, ``cells`` (mean / std / count
   per metric); ``table()`` gives flat rows.
 

@@ -258,7 +258,9 @@ def interpolation_figure(result: InterpolationResult, path: str | Path) -> Path:
     ax3.axhline(0.0, color="black", lw=0.6)
     ax3.set_ylabel("error increase on the target patch")
     ax3.set_title(
-        f"knock-out ({ko.num_targets} targets, base error {ko.base_error:.3f})", fontsize=9
+        f"knock-out, {ko.num_targets} targets\nnear - far = {ko.near_minus_far:.4f}"
+        f" +/- {ko.near_minus_far_se:.4f}",
+        fontsize=8,
     )
     for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3)

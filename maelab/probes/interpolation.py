@@ -9,7 +9,9 @@ Two measurements on the decoder:
 * knock-out: for a removed target patch, the increase of its reconstruction error when its
   ``k`` nearest visible patches are removed too, against removing its ``k`` farthest visible
   patches. Both variants start from the same fixed mask and keep the same number of visible
-  patches, so only *which* patches are missing differs.
+  patches, so only *which* patches are missing differs. The paired difference near - far is
+  the test; each increase on its own also carries the effect of the lower visible count (which
+  can be negative when the knocked-out mask is closer to the training ratio than the base).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class KnockoutResult:
     far_increase: float  # mean of (far - base)
     near_increase_se: float  # standard errors of the two means
     far_increase_se: float
+    near_minus_far: float  # paired mean of (near - far): > 0 when neighbours matter more
+    near_minus_far_se: float
     near_distance: float  # mean grid distance of the knocked-out patches to the target
     far_distance: float
     num_targets: int
@@ -267,6 +271,7 @@ def knockout_probe(
         e_near = patch_errors(model, x, after, near.to(device))[0].cpu()[idx, targets]
         e_far = patch_errors(model, x, after, far.to(device))[0].cpu()[idx, targets]
     d_near, d_far = (e_near - e_base).double(), (e_far - e_base).double()
+    paired = (e_near - e_far).double()
     m = d_near.numel()
 
     def se(v: torch.Tensor) -> float:
@@ -281,6 +286,8 @@ def knockout_probe(
         far_increase=float(d_far.mean()),
         near_increase_se=se(d_near),
         far_increase_se=se(d_far),
+        near_minus_far=float(paired.mean()),
+        near_minus_far_se=se(paired),
         near_distance=float(near_d),
         far_distance=float(far_d),
         num_targets=m,

@@ -75,7 +75,7 @@ def kong_peak(series_by_unit: Mapping[Any, Series], metric_label: str, what: str
             continue
         verdicts.append(ok)
         parts.append(
-            f"unit {unit}: peak at ratio {argmax_x(series):g} ({metric_label} {_series_text(series)})"
+            f"unit {unit:g}: peak at ratio {argmax_x(series):g} ({metric_label} {_series_text(series)})"
         )
     agrees = None if not verdicts else all(verdicts)
     measured = "; ".join(parts) if parts else "needs at least 3 mask ratios"
@@ -102,7 +102,7 @@ def kong_low_level_extremes(
             ok = lean[xs[0]] > lean[peak] and lean[xs[-1]] > lean[peak]
         verdicts.append(ok)
         parts.append(
-            f"unit {unit}: R2(cell) - R2(global) = "
+            f"unit {unit:g}: R2(cell) - R2(global) = "
             + ", ".join(f"{x:g}: {lean[x]:+.2f}" for x in xs)
             + f" (global peak at {peak:g})"
         )
@@ -131,7 +131,7 @@ def kong_unit(series_by_unit: Mapping[Any, Series], metric_label: str, what: str
     means = {u: sum(series_by_unit[u][x][0] for x in shared) / len(shared) for u in units}
     ok = all(means[a] < means[b] for a, b in zip(units, units[1:], strict=False))
     measured = f"{metric_label} averaged over ratios {sorted(shared)}: " + ", ".join(
-        f"unit {u}: {means[u]:.3f}" for u in units
+        f"unit {u:g}: {means[u]:.3f}" for u in units
     )
     return Verdict(KONG, f"a larger mask unit raises {what}", measured, ok)
 
@@ -183,6 +183,9 @@ def zhang_umae(
     digits = 1 if abs(mae[0]) >= 10 else 3
     better = umae[0] > mae[0] if higher_is == "better" else umae[0] < mae[0]
     measured = f"{label}: MAE {_fmt(*mae, digits=digits)} -> U-MAE {_fmt(*umae, digits=digits)}"
+    noise = max((s for s in (mae[1], umae[1]) if math.isfinite(s)), default=0.0)
+    if abs(umae[0] - mae[0]) <= noise:
+        measured += " (difference within the seed std)"
     return Verdict(ZHANG, claim, measured, better)
 
 
@@ -210,8 +213,9 @@ def cao_q2(low_rank: Mapping[str, Any] | None) -> Verdict:
         return Verdict(CAO, claim, "not measured", None)
     rho, p = float(low_rank["spearman_rho"]), float(low_rank["spearman_p"])
     rel = {int(k): float(v) for k, v in low_rank["relative_effective_rank"].items()}
+    rel_text = ", ".join(f"patch {k}: {v:.2f}" for k, v in sorted(rel.items()))
     measured = (
-        f"relative effective rank of the patch matrix by patch size {rel}; Spearman rho(image "
+        f"effective rank / max rank of the patch matrix ({rel_text}); Spearman rho(image "
         f"rank, masked error) = {rho:.2f} (p = {p:.2g})"
     )
     return Verdict(CAO, claim, measured, rho > 0 and p < 0.05)

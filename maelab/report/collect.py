@@ -170,6 +170,7 @@ def group_runs(runs: list[RunRecord], keys: list[str] | None = None) -> list[Gro
     """Finished runs grouped by their values on `keys` (default: all their axes), seeds pooled."""
     groups: dict[str, list[RunRecord]] = {}
     order: list[str] = []
+    ordered: dict[str, dict[str, Any]] = {}  # the values in axis order, for labels
     for r in runs:
         if not r.finished:
             continue
@@ -179,6 +180,7 @@ def group_runs(runs: list[RunRecord], keys: list[str] | None = None) -> list[Gro
         if key not in groups:
             groups[key] = []
             order.append(key)
+            ordered[key] = vals
         groups[key].append(r)
     out = []
     for key in order:
@@ -187,7 +189,7 @@ def group_runs(runs: list[RunRecord], keys: list[str] | None = None) -> list[Gro
         stats = {m: mean_std([r.metrics.get(m, math.nan) for r in members]) for m in names}
         out.append(
             Group(
-                values=json.loads(key),
+                values=ordered[key],
                 runs=members,
                 mean={m: s[0] for m, s in stats.items()},
                 std={m: s[1] for m, s in stats.items()},

@@ -62,7 +62,9 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_two_processes_equal_one(ddp_run: Path, tmp_path: Path) -> None:
-    one = pretrain(load_config([], [f"run_dir={tmp_path}", *OVERRIDES]), quiet=True).model.state_dict()
+    one = pretrain(
+        load_config([], [f"run_dir={tmp_path}", *OVERRIDES]), quiet=True
+    ).model.state_dict()
     two = weights(ddp_run / "checkpoints" / "last.pt")
     half = weights(ddp_run / "checkpoints" / "epoch_0001.pt")
     moved = max((two[k] - v).abs().max().item() for k, v in half.items())
@@ -87,7 +89,10 @@ def test_two_processes_equal_one(ddp_run: Path, tmp_path: Path) -> None:
 def test_two_process_resume_replays_the_run(ddp_run: Path, tmp_path: Path) -> None:
     # restart the 2-process run from its epoch-1 checkpoint in a fresh folder
     torchrun(tmp_path, f"--resume={ddp_run / 'checkpoints' / 'epoch_0001.pt'}")
-    straight, resumed = weights(ddp_run / "checkpoints" / "last.pt"), weights(tmp_path / "checkpoints" / "last.pt")
+    straight, resumed = (
+        weights(ddp_run / "checkpoints" / "last.pt"),
+        weights(tmp_path / "checkpoints" / "last.pt"),
+    )
     for k in straight:
         torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=1e-6, msg=k)
 

@@ -34,7 +34,9 @@ def setup() -> tuple[TrainStep, torch.Tensor, torch.Tensor]:
     return TrainStep(model, cfg), imgs, noise
 
 
-def grads(step: torch.nn.Module, imgs: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+def grads(
+    step: torch.nn.Module, imgs: torch.Tensor, noise: torch.Tensor
+) -> dict[str, torch.Tensor]:
     step(imgs, 0.75, noise).loss.backward()
     model = step.module.model if hasattr(step, "module") else step.model
     return {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
@@ -71,7 +73,10 @@ def test_umae_gradients_two_processes_equal_one(tmp_path: Path) -> None:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-6, msg=k)
 
     # the check is sharp: without the gather, each half's uniformity sees only its own pairs
-    halves = [grads(setup()[0], imgs[r], noise[r]) for r in (slice(0, BATCH // 2), slice(BATCH // 2, BATCH))]
+    halves = [
+        grads(setup()[0], imgs[r], noise[r])
+        for r in (slice(0, BATCH // 2), slice(BATCH // 2, BATCH))
+    ]
     local = {k: (halves[0][k] + halves[1][k]) / 2 for k in one}
     worst = max(((local[k] - one[k]).abs().max() / one[k].abs().max()).item() for k in one)
     assert worst > 1e-2

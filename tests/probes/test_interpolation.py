@@ -88,6 +88,7 @@ def test_probes_on_a_model(images: ImageSet, make_model: Callable[..., MaskedAut
     assert ko.num_knocked == 4 and ko.num_targets == 16
     assert ko.near_distance < ko.far_distance
     assert ko.near_error == pytest.approx(ko.base_error + ko.near_increase)
+    assert ko.near_minus_far == pytest.approx(ko.near_increase - ko.far_increase)
     res = interpolation_probe(model, images, max_images=4)
     assert res.knockout.num_targets == 16  # 4 targets per image by default
 

@@ -223,6 +223,8 @@ def test_bad_checkpoint_through_resume_is_one_line(run, tmp_path, capsys, kind):
     assert not (tmp_path / "r").exists()  # nothing written before the checkpoint is accepted
 
 
+# torch warns about the pickle protocol of a foreign file (interop does not silence it)
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize(
     "kind", ["truncated", "empty", "text", "list_pickle", "tensor_list", "missing"]
 )
