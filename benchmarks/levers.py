@@ -39,18 +39,21 @@ MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 
 def interleaved(
     fns: dict[str, Callable[[], None]], repeats: int, inner: int = 1
-) -> dict[str, float]:
-    """Median seconds per call of each function, called A B C A B C ... after one warmup call."""
+) -> dict[str, dict[str, float]]:
+    """Median seconds per call of each function by the wall and the process CPU clock, called
+    A B C A B C ... after one warmup call."""
     for f in fns.values():
         f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for r in range(repeats):
         for k in list(fns) if r % 2 == 0 else list(fns)[::-1]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for _ in range(inner):
                 fns[k]()
-            times[k].append((time.perf_counter() - t) / inner)
-    return {k: statistics.median(v) for k, v in times.items()}
+            wall[k].append((time.perf_counter() - t) / inner)
+            cpu[k].append((time.process_time() - c) / inner)
+    return {k: {"wall": statistics.median(wall[k]), "cpu": statistics.median(cpu[k])} for k in fns}
 
 
 def train_step(
@@ -74,42 +77,42 @@ def train_step(
 
 
 # ---------------------------------------------------------------------------- levers
-def lever_threads(repeats: int) -> dict:
-    cores = os.cpu_count() or 1
-    variants = {"1 thread": ({}, 1), f"{cores} threads": ({}, cores),
-                f"{cores} threads, OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, cores)}  # fmt: skip
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for r in range(repeats):
-        for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
-            env_extra, threads = variants[name]
-            times[name].append(child_step(threads, env_extra)[0])
-    med = {k: statistics.median(v) for k, v in times.items()}
-    return {"what": "maelab tiny step, batch 128, seconds", "median_s": med, "all_s": times}
-
-
-def child_step(threads: int, env_extra: dict[str, str]) -> tuple[float, float]:
-    """(median step seconds, peak RSS MB) of maelab's tiny step in a fresh process."""
+def child_step(threads: int, env_extra: dict[str, str]) -> dict[str, float]:
+    """maelab's tiny step in a fresh process: median wall and CPU seconds, peak RSS MB."""
     cmd = [sys.executable, __file__, "--child-step", str(threads)]
     out = subprocess.run(
         cmd, env={**os.environ, **env_extra}, capture_output=True, text=True, check=True
     )
-    step_s, peak_mb = out.stdout.strip().splitlines()[-1].split()
-    return float(step_s), float(peak_mb)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _children(variants: dict[str, tuple[dict[str, str], int]], repeats: int) -> dict:
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
+    for r in range(repeats):
+        for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
+            env_extra, threads = variants[name]
+            runs[name].append(child_step(threads, env_extra))
+    return {
+        name: {key: statistics.median(x[key] for x in rs) for key in rs[0]}
+        for name, rs in runs.items()
+    }
+
+
+def lever_threads(repeats: int) -> dict:
+    cores = os.cpu_count() or 1
+    variants = {"1 thread": ({}, 1), f"{cores} threads": ({}, cores),
+                f"{cores} threads, OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, cores)}  # fmt: skip
+    return {
+        "what": "maelab tiny step, batch 128, fresh process each",
+        "median": _children(variants, repeats),
+    }
 
 
 def lever_allocator(repeats: int) -> dict:
     threads = torch.get_num_threads()
-    variants = {"glibc default": {}, "keep freed memory": MALLOC_ENV}
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    peaks: dict[str, list[float]] = {k: [] for k in variants}
-    for r in range(repeats):
-        for name in list(variants) if r % 2 == 0 else list(variants)[::-1]:
-            step_s, peak_mb = child_step(threads, variants[name])
-            times[name].append(step_s)
-            peaks[name].append(peak_mb)
-    return {"what": f"maelab tiny step, batch 128, {threads} threads: seconds, peak RSS MB",
-            "median_s": {k: statistics.median(v) for k, v in times.items()},
-            "peak_rss_mb": {k: statistics.median(v) for k, v in peaks.items()}, "all_s": times}  # fmt: skip
+    variants = {"glibc default": ({}, threads), "keep freed memory": (MALLOC_ENV, threads)}
+    return {"what": f"maelab tiny step, batch 128, {threads} threads, fresh process each",
+            "median": _children(variants, repeats)}  # fmt: skip
 
 
 def lever_optimizer(repeats: int) -> dict:
@@ -129,7 +132,7 @@ def lever_optimizer(repeats: int) -> dict:
             for k, f in flags.items()
         }
         out[preset] = interleaved({k: o.step for k, o in opts.items()}, repeats, inner=3)
-    return {"what": "AdamW step alone, seconds", "median_s": out}
+    return {"what": "AdamW step alone, seconds", "median": out}
 
 
 def lever_gather(repeats: int) -> dict:
@@ -162,7 +165,7 @@ def lever_gather(repeats: int) -> dict:
     )
     return {
         "what": "tiny shapes, batch 128: masking + gathers, fwd + bwd, seconds",
-        "median_s": med,
+        "median": med,
     }
 
 
@@ -172,7 +175,7 @@ def lever_compile(repeats: int) -> dict:
     compiled()
     compile_s = time.perf_counter() - t
     med = interleaved({"eager": eager, "torch.compile": compiled}, repeats, 2)
-    return {"what": "maelab tiny step, batch 128, seconds", "median_s": med, "compile_s": compile_s}
+    return {"what": "maelab tiny step, batch 128, seconds", "median": med, "compile_s": compile_s}
 
 
 def lever_amp(repeats: int) -> dict:
@@ -184,7 +187,7 @@ def lever_amp(repeats: int) -> dict:
             "bf16 autocast": train_step(preset, batch, amp=True),
         }
         out[preset] = interleaved(fns, repeats if preset == "tiny" else max(2, repeats // 2))
-    return {"what": "maelab step, seconds", "median_s": out}
+    return {"what": "maelab step, seconds", "median": out}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -204,8 +207,9 @@ def main(argv: list[str] | None = None) -> dict:
         step = train_step("tiny", 128)
         import resource
 
-        step_s = interleaved({"step": step}, 3)["step"]
-        print(step_s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        med = interleaved({"step": step}, 3)["step"]
+        med["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(med))
         return {}
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -238,10 +238,13 @@ def _run_report(args: argparse.Namespace) -> int:
     if not Path(args.folder).is_dir():
         raise ConfigError(f"'{args.folder}' is not a folder; give a run or sweep folder")
     try:
-        path = build_report(args.folder, args.out)
+        report = build_report(args.folder, args.out)
     except FileNotFoundError as exc:
         raise MaelabError(str(exc)) from None
-    print(f"report: {path}")
+    counts = report.counts()
+    print(f"{counts['agrees']} predictions agree, {counts['disagrees']} disagree, "
+          f"{counts['not measured']} not measured")
+    print(f"report: {report.path}")
     return 0
 
 
@@ -261,17 +264,15 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from maelab.experiments.demo import run_demo
-    from maelab.report import report_verdicts
 
     cfg = config_path(args.config) if args.config else None
     res = run_demo(cfg, args.overrides, quick=args.quick, out=args.out, quiet=args.quiet)
-    verdicts = report_verdicts(res.dir)
-    counts = {m: sum(v.mark == m for v in verdicts) for m in ("agrees", "disagrees", "not measured")}
-    for v in verdicts:
+    for v in res.report.verdicts:
         print(f"  [{v.mark:>12}] {v.source}: {v.claim}")
+    counts = res.report.counts()
     print(f"demo finished in {res.seconds / 60:.1f} min: {counts['agrees']} predictions agree, "
           f"{counts['disagrees']} disagree, {counts['not measured']} not measured")
-    print(f"report: {res.report}")
+    print(f"report: {res.report.path}")
     return 0
 
 

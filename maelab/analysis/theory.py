@@ -61,12 +61,12 @@ def probe_checkpoint(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Run probes (default: all that apply) on a checkpoint's test split; returns name -> JSON."""
-    from maelab.data import build_splits
     from maelab.evaluation.checkpoints import load_pretrained
+    from maelab.experiments.evaluate import cached_splits
     from maelab.probes import get_probe, run_probe
 
     model, cfg = load_pretrained(ckpt, map_location=device)
-    splits = build_splits(cfg.data)
+    splits = cached_splits(cfg.data)
     test = splits.test
     names = names or applicable_probes(test)
     out_dir = Path(out_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two groups: 1-D params (biases, norm scales) without decay, the rest with."""
     decay, no_decay = [], []

@@ -63,6 +63,7 @@ class FinetuneConfig(Strict):
     clip_grad: float | None = None
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # CPU threads; 1 is fastest on a busy machine
 
 
 class FinetuneRunConfig(Strict):
@@ -193,6 +194,8 @@ def finetune(
 
     cfg = run_cfg.finetune
     device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out_dir = Path(run_cfg.run_dir) if run_cfg.run_dir else run_dir_of(ckpt) / "finetune"
     ckpt_dir = out_dir / "checkpoints"
     splits = build_splits(run_cfg.data)

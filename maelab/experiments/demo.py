@@ -16,6 +16,7 @@ from typing import Any
 from maelab.config import Strict, build_config, deep_merge, parse_overrides, read_yaml
 from maelab.errors import ConfigError
 from maelab.experiments.sweep import SweepPlan, SweepResult, load_sweep, run_sweep
+from maelab.report.html import Report
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -32,7 +33,7 @@ class DemoSettings(Strict):
 @dataclass
 class DemoResult:
     dir: Path
-    report: Path
+    report: Report
     sweep: SweepResult
     seconds: float
     stages: dict[str, float] = field(default_factory=dict)
@@ -88,6 +89,7 @@ def run_demo(
 
     t0 = time.time()
     plan, settings = plan_demo(config, overrides, quick, out)
+    run_dir = probe_run_dir(plan, settings.probe_point)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"demo: {len(plan.points)} runs in {plan.dir} ({plan.settings.workers} at a time)")
     result = run_sweep(plan, quiet=quiet)
@@ -97,7 +99,6 @@ def run_demo(
         raise ConfigError(f"{len(result.failed)} demo run(s) failed, e.g. {first[0]}: {first[1]}")
 
     t1 = time.time()
-    run_dir = probe_run_dir(plan, settings.probe_point)
     probes_dir = plan.dir / "probes"
     if settings.probes:
         say(f"demo: theory probes ({', '.join(settings.probes)}) on {run_dir.name}")

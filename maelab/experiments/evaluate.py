@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from maelab.analysis.collapse import collapse_stats, encoder_views
-from maelab.config import Config, Strict
+from maelab.config import Config, DataConfig, Strict
 from maelab.data.base import ImageSet, Splits
 from maelab.evaluation.features import Features, encoder_features, pixel_features
 from maelab.evaluation.knn import knn_accuracy
@@ -39,6 +39,21 @@ class EvalConfig(Strict):
     identifiability: bool = True  # synthetic data only
     id_max_images: int = 1024
     id_kernel: bool = False  # RBF kernel ridge as well as ridge (slower)
+
+
+_SPLITS: dict[str, Splits] = {}
+
+
+def cached_splits(data_cfg: DataConfig) -> Splits:
+    """`build_splits`, remembered for the last data config: a sweep in one process evaluates
+    many runs of the same data, and generating it costs more than evaluating a small model."""
+    from maelab.data import build_splits
+
+    key = data_cfg.model_dump_json()
+    if key not in _SPLITS:
+        _SPLITS.clear()
+        _SPLITS[key] = build_splits(data_cfg)
+    return _SPLITS[key]
 
 
 def _cap(x: Features, n: int | None) -> Features:
@@ -134,7 +149,6 @@ def evaluate_pixels(
 
 def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dict[str, Any]:
     """Evaluate `RUN/checkpoints/last.pt` and write `RUN/results.json`; returns its content."""
-    from maelab.data import build_splits
     from maelab.engine.logging import read_metrics
     from maelab.evaluation.checkpoints import load_pretrained
 
@@ -142,7 +156,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
     run_dir = Path(run_dir)
     t0 = time.time()
     model, cfg = load_pretrained(run_dir / "checkpoints" / "last.pt")
-    splits = build_splits(cfg.data)
+    splits = cached_splits(cfg.data)
     metrics, spectrum = evaluate_model(model, cfg, splits, eval_cfg)
     epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
     if epochs:
@@ -165,12 +179,11 @@ def evaluate_baselines(
 ) -> dict[str, dict[str, Any]]:
     """Random-init encoder (built as pretraining with `cfg` would start) and raw pixels, scored
     like a run; metrics and spectra are written to `out_dir/results.json`."""
-    from maelab.data import build_splits
     from maelab.engine.pretrain import build_model_for
     from maelab.evaluation.baselines import random_encoder
 
     eval_cfg = eval_cfg or EvalConfig()
-    splits = build_splits(cfg.data)
+    splits = cached_splits(cfg.data)
     model = random_encoder(build_model_for(cfg, splits).arch, cfg.train.seed)
     rand, rand_spec = evaluate_model(model, cfg, splits, eval_cfg)
     pix, pix_spec = evaluate_pixels(cfg, splits, eval_cfg, model.patch_size)

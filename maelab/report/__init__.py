@@ -1,5 +1,5 @@
 """The HTML report of a run or a sweep: collected numbers, figures and computed verdicts."""
 
-from maelab.report.html import build_report, report_verdicts
+from maelab.report.html import Report, build_report
 
-__all__ = ["build_report", "report_verdicts"]
+__all__ = ["Report", "build_report"]

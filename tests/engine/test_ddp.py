@@ -60,24 +60,29 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+def assert_same_weights(
+    a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float
+) -> None:
+    for k in b:
+        x, y = a[k], b[k]
+        if k.endswith("attn.qkv.bias"):
+            # the key bias has an exactly-zero gradient (softmax ignores a shift shared by all
+            # keys): AdamW turns its round-off into steps of up to lr with a random sign
+            x, y = x.view(3, -1), y.view(3, -1)
+            assert (x[1] - y[1]).abs().max() <= LR * 6, k
+            x, y = x[[0, 2]], y[[0, 2]]
+        torch.testing.assert_close(x, y, rtol=0, atol=atol, msg=k)
+
+
 @pytest.mark.slow
 def test_two_processes_equal_one(ddp_run: Path, tmp_path: Path) -> None:
-    one = pretrain(
-        load_config([], [f"run_dir={tmp_path}", *OVERRIDES]), quiet=True
-    ).model.state_dict()
+    cfg = load_config([], [f"run_dir={tmp_path}", *OVERRIDES])
+    one = pretrain(cfg, quiet=True).model.state_dict()
     two = weights(ddp_run / "checkpoints" / "last.pt")
     half = weights(ddp_run / "checkpoints" / "epoch_0001.pt")
     moved = max((two[k] - v).abs().max().item() for k, v in half.items())
     assert moved > 1e-4  # the last 3 AdamW steps alone move the weights well beyond the tolerance
-    for k in one:
-        a, b = two[k], one[k]
-        if k.endswith("attn.qkv.bias"):
-            # the key bias has an exactly-zero gradient (softmax ignores a shift shared by all
-            # keys): AdamW turns its round-off into steps of up to lr with a random sign
-            a, b = a.view(3, -1), b.view(3, -1)
-            assert (a[1] - b[1]).abs().max() <= LR * 6
-            a, b = a[[0, 2]], b[[0, 2]]
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=k)
+    assert_same_weights(two, one, atol=1e-5)
     state = load_checkpoint(ddp_run / "checkpoints" / "last.pt")
     assert state["global_step"] == 12 and state["opt_steps"] == 6
     # the logged loss is the global batch's, as in one process
@@ -86,15 +91,24 @@ def test_two_processes_equal_one(ddp_run: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_resume_replays_the_run(ddp_run: Path, tmp_path: Path) -> None:
+def test_resume_replays_the_run(ddp_run: Path, tmp_path: Path) -> None:
     # restart the 2-process run from its epoch-1 checkpoint in a fresh folder
-    torchrun(tmp_path, f"--resume={ddp_run / 'checkpoints' / 'epoch_0001.pt'}")
-    straight, resumed = (
-        weights(ddp_run / "checkpoints" / "last.pt"),
-        weights(tmp_path / "checkpoints" / "last.pt"),
-    )
+    half = ddp_run / "checkpoints" / "epoch_0001.pt"
+    torchrun(tmp_path / "two", f"--resume={half}")
+    straight = weights(ddp_run / "checkpoints" / "last.pt")
+    resumed = weights(tmp_path / "two" / "checkpoints" / "last.pt")
     for k in straight:
         torch.testing.assert_close(resumed[k], straight[k], rtol=0, atol=1e-6, msg=k)
+
+
+@pytest.mark.slow
+def test_one_process_takes_over(ddp_run: Path, tmp_path: Path) -> None:
+    """Training does not depend on the number of processes: resume a 2-process run on one."""
+    half = ddp_run / "checkpoints" / "epoch_0001.pt"
+    straight = weights(ddp_run / "checkpoints" / "last.pt")
+    cfg = load_config([], [f"run_dir={tmp_path / 'one'}", *OVERRIDES])
+    one = pretrain(cfg, resume=str(half), quiet=True).model.state_dict()
+    assert_same_weights(one, straight, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -29,7 +29,8 @@ FIGURES = [
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--quick", "--quiet", "--out", str(out), SMALL_GRID]) == 0
+    args = ["demo", "--quick", "--quiet", "--out", str(out), SMALL_GRID, "demo.probe_point={mask.ratio: 0.5}"]
+    assert main(args) == 0
     return out
 
 
