@@ -39,7 +39,8 @@ class SyntheticConfig(Strict):
     class_std: float = 0.5  # within-class std of z_g (the mixture has unit variance)
     mixing_gain: float = 1.5  # gain inside phi(x) = leak * x + (1 - leak) * tanh(gain * x)
     mixing_leak: float = 0.3  # slope of phi far from 0 (keeps it invertible)
-    coupling_shift: float = 1.5  # amplitude of the non-monotone coupling shifts in each mixing
+    global_shift: float = 1.5  # amplitude of the coupling shifts in the mixing stage of z_g
+    coupling_shift: float = 1.0  # amplitude of the coupling shifts in each region / cell mixing
     coupling_freq: float = 2.0  # frequency of those shifts
     decoder_hidden: int = 32  # sine features per cell decoder
     decoder_freq: float = 1.5  # std of the sine features' pre-activations

@@ -44,11 +44,16 @@ NO_WEIGHT_DECAY = ("cls_token", "pos_embed", "dist_token")
 
 
 class FinetuneConfig(Strict):
-    """The fine-tuning recipe; defaults are the official ones except length and batch (CPU-sized)."""
+    """The fine-tuning recipe, sized for a few CPU minutes on small data.
 
-    epochs: int = 10
-    batch_size: int = 128  # must be even with mixup / cutmix (images are mixed in pairs)
-    blr: float = 1e-3  # lr = blr * batch / 256 unless `lr` is set
+    The official ViT-B recipe differs in length, batch, lr and mixing: epochs 100, batch 1024,
+    blr 5e-4, warmup 5, layer_decay 0.65, mixup 0.8, cutmix 1.0. Mixing regularises long runs;
+    in 15 epochs on digits it cost 8 points (85.8% vs 94.2% top-1), so it is off by default.
+    """
+
+    epochs: int = 15
+    batch_size: int = 64  # must be even with mixup / cutmix (images are mixed in pairs)
+    blr: float = 4e-3  # lr = blr * batch / 256 unless `lr` is set
     lr: float | None = None
     min_lr: float = 1e-6
     warmup_epochs: float = 1.0
@@ -56,8 +61,8 @@ class FinetuneConfig(Strict):
     betas: tuple[float, float] = (0.9, 0.999)
     layer_decay: float = 0.75
     drop_path: float = 0.1
-    mixup: float = 0.8  # beta(alpha, alpha) mixing; 0 turns it off
-    cutmix: float = 1.0
+    mixup: float = 0.0  # beta(alpha, alpha) mixing strength; official 0.8
+    cutmix: float = 0.0  # official 1.0
     label_smoothing: float = 0.1
     global_pool: Literal["avg", "token"] = "avg"  # avg: mean patch token + a fresh fc_norm
     clip_grad: float | None = None

@@ -16,7 +16,7 @@ import torch
 
 from maelab.config import DataConfig, Strict, build_config, deep_merge, parse_overrides, read_yaml
 from maelab.data import build_splits
-from maelab.data.base import Splits
+from maelab.data.base import Split, Splits
 from maelab.errors import ConfigError
 from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.checkpoints import checkpoint_fingerprint, load_pretrained, run_dir_of
@@ -124,6 +124,31 @@ def format_table(rows: list[SourceScores]) -> str:
     return "\n".join([fmt(header), rule, *(fmt(c) for c in lines)])
 
 
+def split_features(
+    net: MaskedAutoencoder,
+    splits: Splits,
+    name: str,
+    cfg: ProbeConfig,
+    cache_dir: Path,
+    key: dict[str, Any],
+    device: torch.device,
+    quiet: bool,
+) -> tuple[Features, Features]:
+    """Train and test features of one encoder, read from or written to `cache_dir`."""
+    out = []
+    for split_name, split in (("train", splits.train), ("test", splits.test)):
+
+        def compute(split: Split = split, split_name: str = split_name) -> Features:
+            desc = f"{name} {split_name}"
+            return encoder_features(
+                net, split, cfg.pool, cfg.feature_batch_size, device, quiet, desc
+            )
+
+        file_name = f"{split_name}_{name}_{cfg.pool}"
+        out.append(cached_features(cache_dir, file_name, {**key, "split": split_name}, compute))
+    return out[0], out[1]
+
+
 def _check_fit(model: MaskedAutoencoder, splits: Splits, data: DataConfig) -> None:
     if splits.train.channels != model.arch.in_chans:
         raise ConfigError(
@@ -155,36 +180,14 @@ def run_probe(ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False) ->
     def encoder_source(
         name: str, net: MaskedAutoencoder, ident: dict[str, Any]
     ) -> tuple[Features, Features]:
-        net = net.to(device)
-        feats = []
-        for split_name, split in (("train", splits.train), ("test", splits.test)):
-            key = {**common, **ident, "split": split_name, "pool": cfg.pool}
-            feats.append(
-                cached_features(
-                    cache_dir,
-                    f"{split_name}_{name}_{cfg.pool}",
-                    key,
-                    lambda split=split, split_name=split_name: encoder_features(
-                        net,
-                        split,
-                        cfg.pool,
-                        cfg.feature_batch_size,
-                        device,
-                        quiet,
-                        f"{name} {split_name}",
-                    ),
-                )
-            )
-        return feats[0], feats[1]
+        key = {**common, **ident, "pool": cfg.pool}
+        return split_features(net.to(device), splits, name, cfg, cache_dir, key, device, quiet)
 
-    sources: dict[str, tuple[Features, Features]] = {
-        "mae": encoder_source("mae", model, {"checkpoint": checkpoint_fingerprint(ckpt)})
-    }
+    sources = {"mae": encoder_source("mae", model, {"checkpoint": checkpoint_fingerprint(ckpt)})}
     if "random" in cfg.baselines:
         seed = pre_cfg.train.seed
-        sources["random"] = encoder_source(
-            "random", random_encoder(model.arch, seed), {"arch": model.arch_dict(), "seed": seed}
-        )
+        net = random_encoder(model.arch, seed)
+        sources["random"] = encoder_source("random", net, {"arch": model.arch_dict(), "seed": seed})
     if "pixels" in cfg.baselines:
         sources["pixels"] = (
             pixel_features(splits.train, img_size),

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -360,24 +361,13 @@ def execute_baselines(
     return done
 
 
-class _blas_threads:
+def _blas_threads(threads: int | None) -> AbstractContextManager[Any]:
     """Limit BLAS pools (numpy / scipy) like torch: oversubscribed pools crawl on small CPUs."""
+    if not threads:
+        return nullcontext()
+    from threadpoolctl import threadpool_limits
 
-    def __init__(self, threads: int | None) -> None:
-        self.threads = threads
-        self._ctx: Any = None
-
-    def __enter__(self) -> None:
-        if self.threads:
-            try:
-                from threadpoolctl import threadpool_limits
-            except ImportError:
-                return
-            self._ctx = threadpool_limits(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._ctx is not None:
-            self._ctx.unregister()
+    return threadpool_limits(threads)
 
 
 # ---------------------------------------------------------------- the sweep

@@ -354,24 +354,34 @@ def identifiability_section(
     return s
 
 
+def axis_contexts(
+    groups: Sequence[Group], keys: Sequence[str], axis: str, ref: dict[str, Any], default: Any
+) -> list[tuple[dict[str, Any], dict[Any, Group]]]:
+    """Groups by the values of every axis but `axis`: [(context, {axis value: group})].
+
+    Contexts where `axis` takes several values come first (the comparisons); without any, the
+    one context at the reference values (the most common axis values)."""
+    others = [k for k in keys if k != axis]
+    contexts: dict[str, tuple[dict[str, Any], dict[Any, Group]]] = {}
+    for g in groups:
+        ctx = {k: g.values.get(k) for k in others}
+        value = g.values.get(axis, get_dotted(g.runs[0].config, axis))
+        key = json.dumps(ctx, sort_keys=True, default=str)
+        contexts.setdefault(key, (ctx, {}))[1].setdefault(default if value is None else value, g)
+    out = list(contexts.values())
+    at_ref = [c for c in out if all(ref.get(k) == v for k, v in c[0].items())]
+    multi = sorted((c for c in out if len(c[1]) > 1), key=lambda c: c not in at_ref)
+    return multi or at_ref[:1] or out[:1]
+
+
 def objective_contexts(
     groups: Sequence[Group], keys: Sequence[str], ref: dict[str, Any]
 ) -> list[tuple[dict[str, Any], dict[str, Group]]]:
-    """Groups by the values of every axis but the objective: [(context, {objective: group})].
-
-    Contexts with both MAE and U-MAE come first; a sweep without an objective axis gives one
-    context: the reference one (most common axis values)."""
-    others = [k for k in keys if k != OBJECTIVE]
-    contexts: dict[str, tuple[dict[str, Any], dict[str, Group]]] = {}
-    for g in groups:
-        ctx = {k: g.values.get(k) for k in others}
-        obj = str(g.values.get(OBJECTIVE, get_dotted(g.runs[0].config, OBJECTIVE)) or "mae")
-        key = json.dumps(ctx, sort_keys=True, default=str)
-        contexts.setdefault(key, (ctx, {}))[1].setdefault(obj, g)
-    out = list(contexts.values())
+    """`axis_contexts` over the objective; contexts holding both MAE and U-MAE first."""
+    out = axis_contexts(groups, keys, OBJECTIVE, ref, "mae")
+    out = [(ctx, {str(k): g for k, g in by.items()}) for ctx, by in out]
     paired = [c for c in out if {"mae", "umae"} <= set(c[1])]
-    at_ref = [c for c in out if all(ref.get(k) == v for k, v in c[0].items())]
-    return paired or at_ref[:1] or out[:1]
+    return paired or out
 
 
 COLLAPSE_METRICS = [
@@ -511,7 +521,9 @@ def cao_section(c: Collected, groups: list[Group], ref: dict[str, Any], fig_dir:
         claims.cao_q2(res.get("low_rank")),
         claims.cao_q3(res.get("stability")),
     ]
-    dec = slice_groups(groups, [DEC_DEPTH], ref) if DEC_DEPTH in c.keys else []
+    dec: list[Group] = []
+    if DEC_DEPTH in c.keys:  # the first set of runs that differ only in the decoder depth
+        dec = list(axis_contexts(groups, c.keys, DEC_DEPTH, ref, None)[0][1].values())
     by_depth = series(dec, DEC_DEPTH, "linear_top1")
     if len(by_depth) >= 2:
         try:

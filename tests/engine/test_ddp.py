@@ -18,8 +18,12 @@ import pytest
 import torch
 
 from maelab.config import load_config
+from maelab.data.base import ImageSet
+from maelab.data.loader import Batching, train_batches
 from maelab.engine.checkpoint import load_checkpoint
-from maelab.engine.pretrain import pretrain
+from maelab.engine.distributed import DistInfo
+from maelab.engine.pretrain import pretrain, step_mask
+from maelab.masking import MaskGeometry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,6 +35,32 @@ OVERRIDES = [
     "data.num_workers=0", "train.batch_size=16", "train.accum_iter=2", "train.epochs=2",
     f"train.lr={LR}", "train.warmup_epochs=0.5", "train.save_every=1", "train.log_every=1",
 ]  # fmt: skip
+
+
+def test_rank_slices_make_the_global_batch() -> None:
+    """Images, crops, flips and masks of 2 ranks, stacked, are those of 1 process."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (40, 3, 16, 16), dtype=torch.uint8, generator=g)
+    split = ImageSet(images, torch.zeros(40, dtype=torch.long), 1, (0.5,) * 3, (0.25,) * 3)
+    one = list(
+        train_batches(
+            split, Batching(16, seed=3), epoch=1, image_size=16, device=torch.device("cpu")
+        )
+    )
+    ranks = [
+        list(train_batches(split, Batching(8, seed=3, rank=r, world=2), 1, 16, torch.device("cpu")))
+        for r in (0, 1)
+    ]
+    assert len(one) == len(ranks[0]) == 2
+    for step, (x, _) in enumerate(one):
+        torch.testing.assert_close(torch.cat([ranks[0][step][0], ranks[1][step][0]]), x)
+
+    cfg = load_config([], ["mask.strategy=block", "mask.unit=8", "mask.ratio_range=[0.5,0.9]"])
+    geom = MaskGeometry(grid=4, patch_size=4)
+    ratio, noise = step_mask(cfg, geom, 2, 5, 16, DistInfo())
+    halves = [step_mask(cfg, geom, 2, 5, 8, DistInfo(rank=r, world=2)) for r in (0, 1)]
+    assert halves[0][0] == halves[1][0] == ratio  # one ratio for the whole global batch
+    torch.testing.assert_close(torch.cat([halves[0][1], halves[1][1]]), noise, rtol=0, atol=0)
 
 
 def torchrun(run_dir: Path, *extra: str) -> None:

@@ -84,4 +84,4 @@ def test_finetune_end_to_end(digits_ckpt, tmp_path, capsys):
     summary = json.loads((tmp_path / "finetune.json").read_text())
     assert summary["top1"] == rows[0]["test_top1"]
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1
-    assert main([*args, "finetune.batch_size=63"]) == 2  # mixup pairs images
+    assert main([*args, "finetune.batch_size=63", "finetune.mixup=0.8"]) == 2  # mixup pairs images

@@ -73,7 +73,8 @@ def test_resume_is_exact(digits_ckpt, tmp_path):
 
     def cfg(run_dir, epochs):
         over = [f"run_dir={run_dir}", f"finetune.epochs={epochs}", "finetune.batch_size=64",
-                "data.num_train=128", "data.num_test=32", "finetune.warmup_epochs=0"]  # fmt: skip
+                "data.num_train=128", "data.num_test=32", "finetune.warmup_epochs=0",
+                "finetune.mixup=0.8", "finetune.cutmix=1.0"]  # fmt: skip
         return finetune_run_config(stored, overrides=over)
 
     straight = finetune(digits_ckpt, cfg(tmp_path / "a", 2), quiet=True)

@@ -8,7 +8,7 @@ from maelab.cli import main
 from maelab.report.html import SECTION_IDS
 
 SMALL_GRID = (
-    "sweep.grids=[{mask.ratio: [0.5, 0.9], mask.unit: [4, 8]}, {objective.name: [umae]}, "
+    "sweep.grids=[{mask.ratio: [0.5, 0.75], mask.unit: [4, 8]}, {objective.name: [umae]}, "
     "{model.decoder_depth: [1]}]"
 )
 FIGURES = [
@@ -29,7 +29,7 @@ FIGURES = [
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    args = ["demo", "--quick", "--quiet", "--out", str(out), SMALL_GRID, "demo.probe_point={mask.ratio: 0.5}"]
+    args = ["demo", "--quick", "--quiet", "--out", str(out), SMALL_GRID]
     assert main(args) == 0
     return out
 
@@ -51,7 +51,7 @@ def test_demo_quick_report_has_every_section_and_figure(demo_dir, capsys):
 
 @pytest.mark.slow
 def test_rerun_skips_and_report_cli_on_one_run(demo_dir, capsys):
-    assert main(["sweep", "-c", str(demo_dir / "base_config.yaml"), "--grid", "mask.ratio=0.5,0.9",
+    assert main(["sweep", "-c", str(demo_dir / "base_config.yaml"), "--grid", "mask.ratio=0.5,0.75",
                  "--grid", "mask.unit=4,8", "--grid", "objective.name=mae", "--grid",
                  "model.decoder_depth=2", "--seeds", "0", "--out", str(demo_dir), "--dry-run"]) == 0  # fmt: skip
     listing = capsys.readouterr().out.splitlines()

@@ -40,6 +40,8 @@ def test_kong_unit_uses_shared_ratios_only():
 
 def test_zhang_checks_direction():
     assert claims.zhang_umae("effective_rank", "rank", (30.0, 1.0), (40.0, 1.0), "better").agrees
+    close = claims.zhang_umae("linear_top1", "lin", (70.0, 2.0), (71.0, 1.0), "better")
+    assert close.agrees and "within the seed std" in close.measured
     assert not claims.zhang_umae("uniformity", "unif", (-1.0, 0), (-0.5, 0), "worse").agrees
     assert claims.zhang_umae("linear_top1", "lin", (math.nan, 0), (1.0, 0), "better").agrees is None
     assert claims.zhang_collapse((30.0, 2.0), 70.0, 128).agrees is True
@@ -56,6 +58,8 @@ def test_cao_checks():
     stab = {"block_update": [0.3, 0.4], "adjacent_cka": [0.9, 0.8]}
     assert claims.cao_q3(stab).agrees is True
     assert claims.cao_q3({**stab, "block_update": [0.3, 1.4]}).agrees is False
+    # the first block rewrites the raw patch embedding; only later blocks must be small updates
+    assert claims.cao_q3({**stab, "block_update": [3.0, 0.4]}).agrees is True
     lr = {"spearman_rho": 0.4, "spearman_p": 0.001, "relative_effective_rank": {"4": 0.5}}
     assert claims.cao_q2(lr).agrees is True
     assert claims.cao_q2({**lr, "spearman_p": 0.3}).agrees is False
