@@ -1,13 +1,17 @@
 """End-to-end images/s of `maelab pretrain`, data path included.
 
 Runs the real command in a subprocess on
-  * synthetic: the embedded dataset at 32 px, in memory as uint8, (optionally) batched crop + flip;
+  * synthetic: the embedded dataset at 32 px, in memory as uint8 (no augmentation, its default);
+  * synthetic+aug: the same with the batched uint8 -> float crop + flip (`data.augment=true`);
   * folder:    an ImageFolder tree of JPEG files this script writes (64 px images, decoded,
                cropped and resized to 32 px by DataLoader workers, `data.name=folder`);
 and, for reference, the model step alone (same model, batch and threads, random images).
-images/s = images of epochs 2..E / their wall time, from the `seconds` of each epoch record in
-metrics.jsonl (the first epoch, with start-up and warmup, is left out; the per-epoch checkpoint
-write stays in, as in any run). Runs are interleaved and repeated; medians are reported.
+
+Differential timing: each variant runs once with 1 epoch and once with E epochs; images/s =
+(E - 1) epochs of images / the difference in time, so start-up, dataset building, the first
+epoch's warmup and the final figure cancel, and the per-epoch checkpoint stays in as in any run.
+Both the wall clock and the CPU time of the command (its DataLoader workers included) are
+reported: on a shared machine the CPU figure is the stable one. Interleaved, medians of repeats.
 
     python benchmarks/end_to_end.py
     python benchmarks/end_to_end.py --threads 1 --workers 1 --repeats 3 --json e2e.json
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,7 +37,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_throughput import build  # noqa: E402
+from train_throughput import Timer, build  # noqa: E402
 
 from maelab.models import make_arch  # noqa: E402
 
@@ -54,11 +59,11 @@ def write_jpeg_tree(root: Path, n: int, size: int = 64, classes: int = 10, seed:
 
 
 def pretrain_cmd(
-    run_dir: Path, dataset: str, args: argparse.Namespace, root: Path | None
+    run_dir: Path, dataset: str, args: argparse.Namespace, root: Path | None, epochs: int
 ) -> list[str]:
     common = [
         f"run_dir={run_dir}", "model.preset=tiny", f"train.batch_size={args.batch}",
-        f"train.epochs={args.epochs}", "train.log_every=100000", "train.warmup_epochs=1",
+        f"train.epochs={epochs}", "train.log_every=100000", "train.warmup_epochs=1",
         f"data.num_train={args.num_train}", "data.num_test=64", f"data.num_workers={args.workers}",
     ]  # fmt: skip
     if args.threads:
@@ -72,35 +77,48 @@ def pretrain_cmd(
     return [sys.executable, "-m", "maelab", "pretrain", "--quiet", *common, *data]
 
 
-def run_pretrain(cmd: list[str], run_dir: Path, batch: int, env_extra: dict[str, str]) -> dict:
+def run_pretrain(cmd: list[str], env_extra: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s of the command and its workers) of one `maelab pretrain` run."""
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK")}
     env.update(env_extra)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    epochs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in epochs if r["kind"] == "epoch"]
-    steps = [b["step"] - a["step"] for a, b in zip(epochs, epochs[1:], strict=False)]
-    secs = [b["seconds"] - a["seconds"] for a, b in zip(epochs, epochs[1:], strict=False)]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu
+
+
+def steady_rate(
+    dataset: str, args: argparse.Namespace, root: Path | None, tmp: Path, env: dict[str, str]
+) -> dict[str, float]:
+    """images/s of epochs 2..E by both clocks: (E-epoch run) - (1-epoch run)."""
+    runs = {}
+    for epochs in (1, args.epochs):
+        run_dir = tmp / f"run-{dataset}-{epochs}-{time.monotonic_ns()}"
+        runs[epochs] = run_pretrain(pretrain_cmd(run_dir, dataset, args, root, epochs), env)
+        steps = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        per_epoch = [r["step"] for r in steps if r["kind"] == "epoch"][0]
+    images = (args.epochs - 1) * per_epoch * args.batch
     return {
-        "images_per_s": sum(steps) * batch / sum(secs),
-        "wall_s": wall,
-        "steps_per_epoch": epochs[0]["step"],
+        "wall": images / (runs[args.epochs][0] - runs[1][0]),
+        "cpu": images / (runs[args.epochs][1] - runs[1][1]),
     }
 
 
-def model_only(batch: int, steps: int = 3) -> float:
+def model_only(batch: int, steps: int = 3) -> dict[str, float]:
     """images/s of maelab's step alone on random images (same model, batch and threads)."""
     arch = make_arch("tiny")
     _, step = build("maelab", arch, torch.device("cpu"))
     x = torch.randn(batch, 3, arch.img_size, arch.img_size)
     step(x)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step(x)
-    return batch * steps / (time.perf_counter() - t)
+    with Timer(torch.device("cpu")) as t:
+        for _ in range(steps):
+            step(x)
+    return {"wall": batch * steps / t.elapsed.wall, "cpu": batch * steps / t.elapsed.cpu}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -125,32 +143,33 @@ def main(argv: list[str] | None = None) -> dict:
         "both": [("", {}), ("+malloc", MALLOC_ENV)],
     }
     variants = [(d + tag, d, env) for d in datasets for tag, env in envs[args.malloc]]
-    print(f"end to end: tiny model, batch {args.batch}, {args.num_train} training images, {args.epochs} "
-          f"epochs (epochs 2..{args.epochs} timed), workers {args.workers}, threads "
+    print(f"end to end: tiny model, batch {args.batch}, {args.num_train} training images, runs of 1 and "
+          f"{args.epochs} epochs (epochs 2..{args.epochs} timed), workers {args.workers}, threads "
           f"{args.threads or torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    results: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in variants}
     results["model step alone"] = []
     with tempfile.TemporaryDirectory(prefix="maelab-e2e-") as tmp:
         tmp_path = Path(tmp)
         root = write_jpeg_tree(tmp_path / "jpegs", args.num_train) if "folder" in datasets else None
         for r in range(args.repeats):
-            for name, dataset, env in variants:
-                run_dir = tmp_path / f"run-{name}-{r}"
-                res = run_pretrain(
-                    pretrain_cmd(run_dir, dataset, args, root), run_dir, args.batch, env
-                )
-                results[name].append(res["images_per_s"])
-                print(f"  repeat {r + 1}: {name:<22} {res['images_per_s']:7.1f} img/s "
-                      f"(wall {res['wall_s']:.0f} s)", flush=True)  # fmt: skip
+            order = variants if r % 2 == 0 else variants[::-1]
+            for name, dataset, env in order:
+                results[name].append(steady_rate(dataset, args, root, tmp_path, env))
+                rate = results[name][-1]
+                print(f"  repeat {r + 1}: {name:<22} {rate['wall']:7.1f} img/s wall, "
+                      f"{rate['cpu']:7.1f} by CPU time", flush=True)  # fmt: skip
             results["model step alone"].append(model_only(args.batch))
-            print(
-                f"  repeat {r + 1}: {'model step alone':<22} {results['model step alone'][-1]:7.1f} img/s"
-            )
-    med = {k: statistics.median(v) for k, v in results.items()}
+            rate = results["model step alone"][-1]
+            print(f"  repeat {r + 1}: {'model step alone':<22} {rate['wall']:7.1f} img/s wall, "
+                  f"{rate['cpu']:7.1f} by CPU time", flush=True)  # fmt: skip
+    med = {
+        k: {c: statistics.median(x[c] for x in v) for c in ("wall", "cpu")}
+        for k, v in results.items()
+    }
     ref = med["model step alone"]
-    print(f"  {'variant':<24}{'img/s':>8}  vs model step alone")
+    print(f"  {'variant':<24}{'img/s wall':>11}{'img/s CPU':>11}  CPU vs model step alone")
     for k, v in med.items():
-        print(f"  {k:<24}{v:8.1f}  {v / ref:6.2f}x")
+        print(f"  {k:<24}{v['wall']:11.1f}{v['cpu']:11.1f}  {v['cpu'] / ref['cpu']:6.2f}x")
     out = {"args": vars(args), "median_images_per_s": med, "all": results}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -4,7 +4,7 @@ torch.profiler's self CPU time of each operator over a few steps, grouped into m
 attention (SDPA: QK^T, softmax, AV in one kernel), layer norm, GELU, bias/residual elementwise,
 copies, masking, optimizer; then the step's MFU next to the efficiency of the matmuls alone
 (linear-layer FLOPs / time in matmul kernels / fp32 peak), which bounds what fusing or removing
-the rest could reach.
+the rest could reach. Times are process CPU time (robust on a shared machine; use --threads 1).
 
     python benchmarks/mfu_breakdown.py                    # tiny, batch 128
     python benchmarks/mfu_breakdown.py --preset vit_base_patch16 --batch 8 --steps 1
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_throughput import _block_flops, build, matmul_peak, train_flops  # noqa: E402
+from train_throughput import Timer, _block_flops, build, matmul_peak, train_flops  # noqa: E402
 
 from maelab.masking import num_keep  # noqa: E402
 from maelab.models import MAEArch, make_arch  # noqa: E402
@@ -71,15 +70,16 @@ def main(argv: list[str] | None = None) -> dict:
     x = torch.randn(args.batch, arch.in_chans, arch.img_size, arch.img_size)
     step(x)
     step(x)
-    peak_before = matmul_peak(torch.device("cpu"))
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        step(x)
-    step_s = (time.perf_counter() - t) / args.steps
+    cpu = torch.device("cpu")
+    peak_before = matmul_peak(cpu).cpu
+    with Timer(cpu) as t:
+        for _ in range(args.steps):
+            step(x)
+    step_s = t.elapsed.cpu / args.steps
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
             step(x)
-    peak = max(peak_before, matmul_peak(torch.device("cpu")))
+    peak = max(peak_before, matmul_peak(cpu).cpu)
     self_us: dict[str, float] = defaultdict(float)
     for e in prof.key_averages():
         self_us[e.key] += e.self_cpu_time_total
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         "shares_of_profiled_time": shares,
         "encoder_block_gflop_per_image": _block_flops(num_keep(arch.num_patches, 0.75) + 1, arch.embed_dim, arch.mlp_ratio) / 1e9,
     }  # fmt: skip
-    print(f"{args.preset}, batch {args.batch}, {result['threads']} threads: step {step_s:.3f} s, "
+    print(f"{args.preset}, batch {args.batch}, {result['threads']} threads: step {step_s:.3f} CPU s, "
           f"fp32 peak {peak / 1e9:.0f} GFLOP/s, MFU {result['mfu']:.1%}; the matmul kernels alone run "
           f"at {result['matmul_kernel_efficiency']:.1%} of peak")  # fmt: skip
     for cat, share in sorted(shares.items(), key=lambda kv: -kv[1]):

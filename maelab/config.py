@@ -36,12 +36,12 @@ class SyntheticConfig(Strict):
     cell_noise_dim: int = 4
     num_classes: int = 10
     pixel_noise: float = 0.02  # std of additive pixel noise, in [0, 1] units
-    class_std: float = 0.5  # within-class std of z_g (the mixture has unit variance)
+    class_std: float = 0.75  # within-class std of z_g (the mixture has unit variance)
     mixing_gain: float = 1.5  # gain inside phi(x) = leak * x + (1 - leak) * tanh(gain * x)
     mixing_leak: float = 0.3  # slope of phi far from 0 (keeps it invertible)
-    global_shift: float = 1.5  # amplitude of the coupling shifts in the mixing stage of z_g
-    coupling_shift: float = 1.0  # amplitude of the coupling shifts in each region / cell mixing
-    coupling_freq: float = 2.0  # frequency of those shifts
+    global_shift: float = 2.0  # amplitude of the coupling shifts in the stage of z_g
+    region_shift: float = 2.0  # amplitude of the coupling shifts in the stage of each z_r
+    shift_freq: float = 1.0  # frequency of the coupling shifts (cosines)
     decoder_hidden: int = 32  # sine features per cell decoder
     decoder_freq: float = 1.5  # std of the sine features' pre-activations
     decoder_sine: float = 0.5  # share of the sine features in the decoder's logit variance

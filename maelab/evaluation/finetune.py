@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 from tqdm import tqdm
 
@@ -51,21 +52,24 @@ class FinetuneConfig(Strict):
     in 15 epochs on digits it cost 8 points (85.8% vs 94.2% top-1), so it is off by default.
     """
 
-    epochs: int = 15
-    batch_size: int = 64  # must be even with mixup / cutmix (images are mixed in pairs)
+    epochs: int = Field(15, ge=1)
+    batch_size: int = Field(
+        64, ge=2
+    )  # must be even with mixup / cutmix (images are mixed in pairs)
     blr: float = 4e-3  # lr = blr * batch / 256 unless `lr` is set
     lr: float | None = None
     min_lr: float = 1e-6
     warmup_epochs: float = 1.0
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.999)
-    layer_decay: float = 0.75
-    drop_path: float = 0.1
-    mixup: float = 0.0  # beta(alpha, alpha) mixing strength; official 0.8
-    cutmix: float = 0.0  # official 1.0
-    label_smoothing: float = 0.1
+    layer_decay: float = Field(0.75, gt=0.0, le=1.0)
+    drop_path: float = Field(0.1, ge=0.0, lt=1.0)
+    mixup: float = Field(0.0, ge=0.0)  # beta(alpha, alpha) mixing strength; official 0.8
+    cutmix: float = Field(0.0, ge=0.0)  # official 1.0
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0)
     global_pool: Literal["avg", "token"] = "avg"  # avg: mean patch token + a fresh fc_norm
     clip_grad: float | None = None
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, else off
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # CPU threads; 1 is fastest on a busy machine
@@ -195,7 +199,7 @@ def finetune(
     quiet: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the encoder of a pretraining checkpoint on `run_cfg.data`; see the module doc."""
-    from maelab.engine.pretrain import resolve_device
+    from maelab.engine.pretrain import autocast_for, resolve_device
 
     cfg = run_cfg.finetune
     device = resolve_device(cfg.device)
@@ -241,6 +245,7 @@ def finetune(
         param_groups_lrd(vit, cfg.weight_decay, cfg.layer_decay), lr=base_lr, betas=cfg.betas
     )
     criterion, mixup_fn = _criterion_and_mixup(cfg, num_classes)
+    autocast, scaler = autocast_for(cfg.amp, device)
 
     start_epoch, best, history = 0, -math.inf, []
     resume_path = _resume_path(resume, ckpt_dir)
@@ -253,6 +258,8 @@ def finetune(
         try:
             vit.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
+            if scaler and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
         except (RuntimeError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0][:160]
             raise CheckpointError(
@@ -291,7 +298,8 @@ def finetune(
             target: torch.Tensor = y
             if mixup_fn is not None:
                 x, target = mixup_fn(x, y)
-            loss = criterion(vit(x), target)
+            with autocast:
+                loss = criterion(vit(x).float(), target)
             value = float(loss.detach())
             if not math.isfinite(value):
                 bar.close()
@@ -300,10 +308,16 @@ def finetune(
                     "lower finetune.blr or set finetune.clip_grad"
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (scaler.scale(loss) if scaler else loss).backward()
             if cfg.clip_grad:
+                if scaler:
+                    scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(vit.parameters(), cfg.clip_grad)
-            opt.step()
+            if scaler:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
             running += value
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{value:.3f}", lr=f"{lr:.2e}")
@@ -331,6 +345,7 @@ def finetune(
                 "kind": "finetune",
                 "model": vit.state_dict(),
                 "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict() if scaler else None,
                 "epoch": epoch + 1,
                 "best_top1": best,
                 "history": history,

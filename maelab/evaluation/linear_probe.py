@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from maelab.config import Strict
@@ -27,8 +28,8 @@ from maelab.evaluation.lars import LARS
 class LinearProbeConfig(Strict):
     """The linear head's training recipe."""
 
-    epochs: int = 90
-    batch_size: int = 256
+    epochs: int = Field(90, ge=1)
+    batch_size: int = Field(256, ge=2)  # BatchNorm needs two rows
     optimizer: Literal["sgd", "lars"] = "sgd"
     blr: float = 0.1  # lr = blr * batch / 256 unless `lr` is set
     lr: float | None = None

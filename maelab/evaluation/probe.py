@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from pydantic import Field
 
 from maelab.config import DataConfig, Strict, build_config, deep_merge, parse_overrides, read_yaml
 from maelab.data import build_splits
@@ -39,8 +40,8 @@ class ProbeConfig(LinearProbeConfig):
     """Probe settings: the linear head's recipe (inherited) plus features, k-NN and baselines."""
 
     pool: Pool = "cls"
-    k: int = 20
-    t: float = 0.07
+    k: int = Field(20, ge=1)
+    t: float = Field(0.07, gt=0.0)
     baselines: list[Source] = ["random", "pixels"]
     feature_batch_size: int = 256
     device: str = "auto"

@@ -8,7 +8,7 @@ named constants here so that the report can quote them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,11 +129,23 @@ def kong_unit(series_by_unit: Mapping[Any, Series], metric_label: str, what: str
             KONG, f"a larger mask unit raises {what}", "no ratio shared by the units", None
         )
     means = {u: sum(series_by_unit[u][x][0] for x in shared) / len(shared) for u in units}
+    spread = {u: _mean_std(series_by_unit[u][x][1] for x in shared) for u in units}
     ok = all(means[a] < means[b] for a, b in zip(units, units[1:], strict=False))
     measured = f"{metric_label} averaged over ratios {sorted(shared)}: " + ", ".join(
         f"unit {u:g}: {means[u]:.3f}" for u in units
     )
+    if any(
+        abs(means[b] - means[a]) <= max(spread[a], spread[b])
+        for a, b in zip(units, units[1:], strict=False)
+    ):
+        measured += " (difference within the seed std)"
     return Verdict(KONG, f"a larger mask unit raises {what}", measured, ok)
+
+
+def _mean_std(stds: Iterable[float]) -> float:
+    """Mean of the finite seed stds (0 when there are none: one seed)."""
+    xs = [s for s in stds if math.isfinite(s)]
+    return sum(xs) / len(xs) if xs else 0.0
 
 
 def control_sanity(values: Mapping[str, float]) -> Verdict:

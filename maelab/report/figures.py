@@ -60,12 +60,13 @@ def spectra_figure(
         if s.size == 0 or s.sum() <= 0:
             continue
         p = s / s.sum()
-        p = np.where(p > 0, p, np.nan)  # exact zeros cannot sit on a log axis
+        # round-off zeros (e.g. the direction LayerNorm removes) would stretch the log axis
+        p = np.where(p > 1e-10, p, np.nan)
         ax.plot(np.arange(1, len(p) + 1), p, lw=1.3, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue index")
     ax.set_ylabel("eigenvalue / sum (log)")
-    ax.set_title(title or "feature covariance spectrum", fontsize=9)
+    ax.set_title(title or "feature covariance spectrum", fontsize=8, wrap=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)

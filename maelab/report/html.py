@@ -218,7 +218,12 @@ def training_section(c: Collected, fig_dir: Path) -> Section:
 
 
 def _short(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items())
+    """`mask.ratio=0.5, objective.name=mae` -> `ratio=0.5, objective=mae`."""
+    parts = []
+    for k, v in values.items():
+        *parents, last = k.split(".")
+        parts.append(f"{parents[-1] if last == 'name' and parents else last}={v}")
+    return ", ".join(parts)
 
 
 def reconstructions_section(c: Collected, limit: int = 6) -> Section:
@@ -431,7 +436,7 @@ def collapse_section(
             path = figures.spectra_figure(
                 spectra,
                 fig_dir / f"collapse_spectra_{n}.png",
-                f"covariance spectrum of pooled features ({label})",
+                f"covariance spectrum of pooled features\n({label})",
             )
             s.body.append(
                 img(

@@ -56,6 +56,9 @@ def test_probe_config_errors(synthetic_ckpt, capsys):
     assert main(["probe", "--ckpt", str(synthetic_ckpt), "data.name=digits"]) == 2
     assert "channel" in capsys.readouterr().err
     assert main(["probe", "--ckpt", str(synthetic_ckpt.parent / "missing.pt")]) == 1
+    assert main(["probe", "--ckpt", str(synthetic_ckpt), "probe.k=0"]) == 2
+    assert "probe.k" in capsys.readouterr().err
+    assert main(["finetune", "--ckpt", str(synthetic_ckpt), "finetune.layer_decay=1.5"]) == 2
 
 
 @pytest.mark.parametrize("which", ["synthetic_ckpt", "digits_ckpt"])

@@ -84,6 +84,7 @@ def _train_lines(run_dir):
     return [json.loads(x) for x in lines if '"train"' in x]
 
 
+@pytest.mark.slow
 def test_sweep_runs_skips_done_and_resumes_unfinished(tiny_yaml, tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     plan = load_sweep([str(tiny_yaml)], [], ["mask.ratio=0.5,0.75"], out=str(out))
@@ -137,3 +138,23 @@ def test_changed_config_in_existing_folder_is_refused(tiny_yaml, tmp_path):
     changed = load_sweep([str(tiny_yaml)], ["train.blr=0.01"], ["mask.ratio=0.5"], out=str(out))
     with pytest.raises(ConfigError, match="train.blr"):
         run_sweep(changed, quiet=True)
+
+
+@pytest.mark.slow
+def test_sweep_probes_and_baselines_are_written(tiny_yaml, tmp_path):
+    out = tmp_path / "sweep"
+    plan = load_sweep(
+        [str(tiny_yaml)],
+        ["sweep.probes=[stability]", "sweep.baselines=true"],
+        ["mask.ratio=0.5"],
+        out=str(out),
+    )
+    res = run_sweep(plan, quiet=True)
+    assert not res.failed and set(res.ran) == {"baselines", plan.points[0].name}
+    run = out / plan.points[0].name
+    assert (run / "probes" / "stability.json").is_file() and (
+        run / "probes" / "stability.png"
+    ).is_file()
+    base = json.loads((out / "baselines" / "results.json").read_text())["baselines"]
+    assert set(base) == {"random_init", "pixels"}
+    assert base["pixels"]["dim"] == 3 * 16 * 16 and "r2.global" in base["random_init"]
