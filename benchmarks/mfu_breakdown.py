@@ -3,8 +3,9 @@
 torch.profiler's self CPU time of each operator over a few steps, grouped into matmuls,
 attention (SDPA: QK^T, softmax, AV in one kernel), layer norm, GELU, bias/residual elementwise,
 copies, masking, optimizer; then the step's MFU next to the efficiency of the matmuls alone
-(linear-layer FLOPs / time in matmul kernels / fp32 peak), which bounds what fusing or removing
-the rest could reach. Times are process CPU time (robust on a shared machine; use --threads 1).
+(linear-layer FLOPs / (matmul share x step CPU time) / fp32 peak), which bounds what fusing or
+removing the rest could reach. Step time and peak are process CPU time (robust on a shared
+machine; use --threads 1).
 
     python benchmarks/mfu_breakdown.py                    # tiny, batch 128
     python benchmarks/mfu_breakdown.py --preset vit_base_patch16 --batch 8 --steps 1
@@ -89,7 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
         shares[cat] = sum(self_us.pop(n, 0.0) for n in names) / total
     shares["other"] = sum(self_us.values()) / total
     flops = train_flops(arch, args.batch)
-    matmul_s = shares["matmul"] * total / 1e6 / args.steps
+    # the profiler times operators by the wall clock, which on a shared machine also counts
+    # preemption: take its shares, and the step's CPU time for the absolute figure
+    matmul_s = shares["matmul"] * step_s
     result = {
         "preset": args.preset,
         "batch": args.batch,

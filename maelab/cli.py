@@ -109,9 +109,9 @@ def _add_ckpt_args(p: argparse.ArgumentParser, example: str) -> None:
 
 
 def _stored_config(ckpt: str) -> dict:
-    from maelab.engine.checkpoint import load_checkpoint
+    from maelab.evaluation.checkpoints import stored_config_tree
 
-    return dict(load_checkpoint(ckpt).get("config") or {})
+    return stored_config_tree(ckpt)
 
 
 def _add_probe(sub: argparse._SubParsersAction) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from maelab.config import Config
 from maelab.engine.checkpoint import load_checkpoint
@@ -40,7 +42,7 @@ def load_pretrained(
             f"checkpoint '{path}' weights do not fit its arch ({first[:160]})"
         ) from None
     try:
-        cfg = Config.model_validate(state["config"])
+        cfg = Config.model_validate(known_config(state["config"], path))
     except ValidationError as exc:
         e = exc.errors()[0]
         loc = ".".join(str(p) for p in e["loc"])
@@ -49,6 +51,43 @@ def load_pretrained(
         ) from None
     model.eval()
     return model, cfg
+
+
+def prune_unknown(tree: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Remove (in place) keys that `model` does not define; returns their dotted names."""
+    dropped = []
+    for key in list(tree):
+        field = model.model_fields.get(key)
+        if field is None:
+            dropped.append(prefix + key)
+            del tree[key]
+            continue
+        sub = field.annotation
+        if isinstance(tree[key], dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            dropped += prune_unknown(tree[key], sub, f"{prefix}{key}.")
+    return dropped
+
+
+def known_config(raw: dict[str, Any], path: str | Path, warn: bool = True) -> dict[str, Any]:
+    """The stored config tree without keys this maelab's Config lacks (written by another
+    version); warns, since a dropped data key can mean different data than at pretraining."""
+    tree = copy.deepcopy(dict(raw))
+    dropped = prune_unknown(tree, Config)
+    if dropped and warn:
+        warnings.warn(
+            f"checkpoint '{path}' config has keys this maelab does not know, ignored: "
+            f"{', '.join(dropped[:5])}{', ...' if len(dropped) > 5 else ''}",
+            stacklevel=2,
+        )
+    return tree
+
+
+def stored_config_tree(path: str | Path) -> dict[str, Any]:
+    """The config stored in a checkpoint as a plain tree of known keys ({} when there is none).
+
+    Silent: `load_pretrained` warns about the dropped keys when the model is loaded.
+    """
+    return known_config(load_checkpoint(path).get("config") or {}, path, warn=False)
 
 
 def arch_from_state(state: dict[str, Any], path: Path) -> MAEArch:

@@ -174,7 +174,8 @@ def expand_grids(
 _UNSET = "__base__"
 
 
-def _get_dotted(tree: dict[str, Any], dotted: str) -> Any:
+def get_dotted(tree: dict[str, Any], dotted: str) -> Any:
+    """`tree["a"]["b"]` for "a.b"; None when a part is missing."""
     node: Any = tree
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -196,7 +197,7 @@ def expand_sweep(base: dict[str, Any], settings: SweepConfig, sweep_dir: str | P
     points, names = [], set()
     for p in raw:
         # axes a grid leaves out take the base value, so that names stay comparable
-        values = {k: (_get_dotted(resolved, k) if v == _UNSET else v) for k, v in p.values.items()}
+        values = {k: (get_dotted(resolved, k) if v == _UNSET else v) for k, v in p.values.items()}
         point = SweepPoint(run_name(values, p.seed), values, p.seed)
         if point.name in names:
             continue

@@ -18,9 +18,8 @@ from typing import Any
 import yaml
 
 from maelab.engine.logging import read_metrics
-
-RESULTS_FILE = "results.json"
-BASELINE_DIR = "baselines"
+from maelab.experiments.evaluate import RESULTS_FILE
+from maelab.experiments.sweep import BASELINE_DIR, MANIFEST_FILE, get_dotted
 
 
 @dataclass
@@ -80,15 +79,6 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def get_dotted(tree: dict[str, Any], dotted: str) -> Any:
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in tree.items():
@@ -122,9 +112,9 @@ def collect(folder: str | Path) -> Collected:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"'{root}' is not a folder")
-    if (root / "config.yaml").is_file() and not (root / "sweep.json").is_file():
+    if (root / "config.yaml").is_file() and not (root / MANIFEST_FILE).is_file():
         return Collected(root, "run", [], [read_run(root)])
-    manifest = _read_json(root / "sweep.json")
+    manifest = _read_json(root / MANIFEST_FILE)
     if manifest:
         keys = list(manifest.get("keys", []))
         runs = [

@@ -88,3 +88,13 @@ def test_finetune_end_to_end(digits_ckpt, tmp_path, capsys):
     assert summary["top1"] == rows[0]["test_top1"]
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1
     assert main([*args, "finetune.batch_size=63", "finetune.mixup=0.8"]) == 2  # mixup pairs images
+
+
+def test_config_keys_of_another_version_are_dropped_with_a_warning(synthetic_ckpt, tmp_path):
+    state = load_checkpoint(synthetic_ckpt)
+    state["config"]["data"]["synthetic"]["retired_knob"] = 1.0
+    state["config"]["retired_section"] = {"a": 1}
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="data.synthetic.retired_knob, retired_section"):
+        _, cfg = load_pretrained(tmp_path / "old.pt")
+    assert cfg.data.num_train == 256
