@@ -128,15 +128,18 @@ def reconstruct_checkpoint(
     out: str | Path | None = None,
     num_images: int = 8,
     seed: int = 0,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
 ) -> Path:
     """A reconstruction grid of a pretraining checkpoint on the test split of `cfg.data`.
 
-    `out` defaults to RUN/figures/reconstruction_{strategy}_{ratio}_seed{seed}.png.
+    `out` defaults to RUN/figures/reconstruction_{strategy}_{ratio}_seed{seed}.png; `device`
+    to `cfg.train.device`.
     """
     from maelab.data import build_splits
-    from maelab.engine.pretrain import check_mask_config
+    from maelab.engine.pretrain import check_mask_config, resolve_device
     from maelab.evaluation.checkpoints import load_pretrained, run_dir_of
+
+    device = device if device is not None else resolve_device(cfg.train.device)
 
     model, _ = load_pretrained(ckpt)
     check_mask_config(cfg, model)
