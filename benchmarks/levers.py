@@ -110,7 +110,16 @@ def lever_threads(repeats: int) -> dict:
 
 def lever_allocator(repeats: int) -> dict:
     threads = torch.get_num_threads()
-    variants = {"glibc default": ({}, threads), "keep freed memory": (MALLOC_ENV, threads)}
+    trim = {"MALLOC_TRIM_THRESHOLD_": MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"]}
+    variants = {
+        "glibc default": ({}, threads),
+        "no heap trimming": (trim, threads),
+        "no heap trimming, mmap only above 32 MB": (
+            {**trim, "MALLOC_MMAP_THRESHOLD_": str(2**25)},
+            threads,
+        ),
+        "no heap trimming, no mmap": (MALLOC_ENV, threads),
+    }
     return {"what": f"maelab tiny step, batch 128, {threads} threads, fresh process each",
             "median": _children(variants, repeats)}  # fmt: skip
 

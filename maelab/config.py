@@ -39,8 +39,8 @@ class SyntheticConfig(Strict):
     class_std: float = 0.75  # within-class std of z_g (the mixture has unit variance)
     mixing_gain: float = 1.5  # gain inside phi(x) = leak * x + (1 - leak) * tanh(gain * x)
     mixing_leak: float = 0.3  # slope of phi far from 0 (keeps it invertible)
-    global_shift: float = 2.0  # amplitude of the coupling shifts in the stage of z_g
-    region_shift: float = 2.0  # amplitude of the coupling shifts in the stage of each z_r
+    global_shift: float = 3.0  # amplitude of the coupling shifts in the stage of z_g
+    region_shift: float = 1.5  # amplitude of the coupling shifts in the stage of each z_r
     shift_freq: float = 1.0  # frequency of the coupling shifts (cosines)
     decoder_hidden: int = 32  # sine features per cell decoder
     decoder_freq: float = 1.5  # std of the sine features' pre-activations
