@@ -21,6 +21,8 @@ def load_pretrained(
 ) -> tuple[MaskedAutoencoder, Config]:
     """Rebuild the model from the stored `arch`, load `model`, and parse the stored `config`.
 
+    The model comes back in eval mode on `map_location`.
+
     Every failure (missing file, foreign checkpoint, arch or weights that do not fit) is one
     CheckpointError line.
     """
@@ -32,6 +34,11 @@ def load_pretrained(
             f"checkpoint '{path}' is not a maelab pretraining checkpoint (no {', '.join(missing)}); "
             "official MAE weights load with maelab.models.interop.load_official_state_dict"
         )
+    for key in ("model", "arch", "config"):
+        if not isinstance(state[key], dict):
+            raise CheckpointError(
+                f"checkpoint '{path}' has a damaged '{key}' entry (not a mapping)"
+            )
     arch = arch_from_state(state, path)
     model = MaskedAutoencoder(arch)
     try:
@@ -49,8 +56,7 @@ def load_pretrained(
         raise CheckpointError(
             f"checkpoint '{path}' stores a config this maelab cannot read ({loc}: {e['msg']})"
         ) from None
-    model.eval()
-    return model, cfg
+    return model.to(map_location).eval(), cfg
 
 
 def prune_unknown(tree: dict[str, Any], model: type[BaseModel], prefix: str = "") -> list[str]:

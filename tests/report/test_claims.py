@@ -69,11 +69,13 @@ def test_cao_checks():
         "near_share": 0.3,
         "uniform_near_share": 0.4,
     }
-    ko = {"far_increase": 0.05, "far_increase_se": 0.01, "near_increase": 0.1, "num_knocked": 4}
+    ko = {"far_increase": -0.05, "far_increase_se": 0.01, "near_increase": -0.04,
+          "near_increase_se": 0.01, "near_minus_far": 0.01, "near_minus_far_se": 0.01, "num_knocked": 4}  # fmt: skip
     assert claims.cao_q5({"attention": att, "knockout": ko}).agrees is True
-    assert (
-        claims.cao_q5({"attention": att, "knockout": {**ko, "far_increase": 0.01}}).agrees is False
-    )
+    local = {**ko, "near_minus_far": 0.08}  # neighbours matter much more than far patches
+    assert claims.cao_q5({"attention": att, "knockout": local}).agrees is False
+    focused = {**att, "near_share": 0.9}
+    assert claims.cao_q5({"attention": focused, "knockout": ko}).agrees is False
     assert all(
         f(None).agrees is None for f in (claims.cao_q1, claims.cao_q2, claims.cao_q3, claims.cao_q5)
     )
