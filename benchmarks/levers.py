@@ -5,8 +5,8 @@
 
 threads    maelab tiny step (batch 128) with 1 thread, all cores, and all cores with
            OMP_WAIT_POLICY=PASSIVE (fresh subprocesses: OpenMP reads the variable at start)
-allocator  the same step with glibc's default malloc vs one that keeps freed memory
-           (MALLOC_MMAP_MAX_=0, MALLOC_TRIM_THRESHOLD_=2^31-1): step time and peak RSS
+allocator  the same step with glibc's default malloc vs settings that keep freed memory
+           (MALLOC_* variables, or maelab's keep_freed_memory()): step time and peak RSS
 optimizer  AdamW step alone: for-loop vs foreach vs fused, tiny and ViT-B parameter sets
 gather     masking gather + decoder unshuffle, forward + backward: indices `expand`-ed
            (maelab) vs `repeat`-ed (the official code and Hugging Face)
@@ -35,6 +35,7 @@ from maelab.models import MaskedAutoencoder, make_arch
 LEVERS = ("threads", "allocator", "optimizer", "gather", "compile", "amp")
 # glibc: never return freed memory to the kernel (no mmap per large tensor, no heap trimming)
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+KEEP_FREED = "MAELAB_BENCH_KEEP_FREED"  # tells a child step to call keep_freed_memory()
 
 
 def interleaved(
@@ -119,6 +120,8 @@ def lever_allocator(repeats: int) -> dict:
             threads,
         ),
         "no heap trimming, no mmap": (MALLOC_ENV, threads),
+        # what `maelab pretrain` does on CPU: the 32 MB variant, set from inside the process
+        "keep_freed_memory() in process": ({KEEP_FREED: "1"}, threads),
     }
     return {"what": f"maelab tiny step, batch 128, {threads} threads, fresh process each",
             "median": _children(variants, repeats)}  # fmt: skip
@@ -213,6 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.child_step:
         torch.set_num_threads(args.child_step)
+        if os.environ.get(KEEP_FREED):
+            from maelab.engine.pretrain import keep_freed_memory
+
+            keep_freed_memory()
         step = train_step("tiny", 128)
         import resource
 

@@ -55,7 +55,7 @@ def test_true_latents_are_identified_and_control_is_not(split) -> None:
         assert s[level] > 0.98, (level, s[level])
         assert s[f"{level}_kernel"] > 0.8, (level, s[f"{level}_kernel"])
     assert abs(s["control"]) < 0.05 and abs(s["control_kernel"]) < 0.05
-    assert s["class"] > 0.9  # classes overlap a little: z_g is a mixture with spread 0.5
+    assert s["class"] > 0.5  # chance 0.1; classes overlap (z_g mixture, within-class std 0.75)
     assert res.num_fit == 300 and res.num_held_out == 300
 
 
