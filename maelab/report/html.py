@@ -490,6 +490,15 @@ def collapse_section(
     return s
 
 
+def _decoder_width(cfg: dict[str, Any]) -> int:
+    """The decoder width of a run's config, filled from its preset when left unset."""
+    from maelab.models.presets import PRESETS
+
+    width = get_dotted(cfg, "model.decoder_embed_dim")
+    preset = PRESETS.get(str(get_dotted(cfg, "model.preset")), {})
+    return int(width or preset.get("decoder_embed_dim", 0))
+
+
 def _probe_records(c: Collected) -> dict[str, dict[str, Any]]:
     from maelab.analysis.theory import read_probe_results
 
@@ -536,7 +545,7 @@ def cao_section(c: Collected, groups: list[Group], ref: dict[str, Any], fig_dir:
             from maelab.probes import figures as probe_figures
 
             rows = [{"model.decoder_depth": r.values[DEC_DEPTH],
-                     "model.decoder_embed_dim": get_dotted(r.config, "model.decoder_embed_dim") or 0,
+                     "model.decoder_embed_dim": _decoder_width(r.config),
                      "linear": r.metrics.get("linear_top1"), "knn": r.metrics.get("knn_top1"),
                      "effective_rank": r.metrics.get("effective_rank")}
                     for g in dec for r in g.runs]  # fmt: skip

@@ -84,7 +84,6 @@ def _train_lines(run_dir):
     return [json.loads(x) for x in lines if '"train"' in x]
 
 
-@pytest.mark.slow
 def test_sweep_runs_skips_done_and_resumes_unfinished(tiny_yaml, tmp_path, monkeypatch):
     out = tmp_path / "sweep"
     plan = load_sweep([str(tiny_yaml)], [], ["mask.ratio=0.5,0.75"], out=str(out))
@@ -140,7 +139,6 @@ def test_changed_config_in_existing_folder_is_refused(tiny_yaml, tmp_path):
         run_sweep(changed, quiet=True)
 
 
-@pytest.mark.slow
 def test_sweep_probes_and_baselines_are_written(tiny_yaml, tmp_path):
     out = tmp_path / "sweep"
     plan = load_sweep(
