@@ -80,5 +80,6 @@ def test_tiny_model_learns_on_synthetic(tmp_path):
               if json.loads(x)["kind"] == "train"]
     assert len(losses) == 256
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    assert last < 0.6 * first, (first, last)
-    assert res.final_loss < 0.75
+    # measured: ~2.3 -> ~0.8 (norm-pix targets have unit variance, so ~1.0 is "predict the mean")
+    assert last < 0.5 * first, (first, last)
+    assert res.final_loss < 0.9
