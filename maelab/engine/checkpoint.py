@@ -124,3 +124,13 @@ def _load_reason(exc: BaseException) -> str:
         return f"{type(exc).__name__}, the file ends early"
     first = text.splitlines()[0].split(". ")[0]  # torch appends paragraphs of advice
     return f"{type(exc).__name__}: {first[:160]}"
+
+
+def find_resume_checkpoint(resume: str | bool | None, ckpt_dir: Path) -> Path | None:
+    """The checkpoint `--resume` means: `auto`/True -> ckpt_dir/last.pt if it exists, else a path."""
+    if not resume:
+        return None
+    if resume is True or resume == "auto":
+        p = ckpt_dir / "last.pt"
+        return p if p.exists() else None
+    return Path(str(resume))

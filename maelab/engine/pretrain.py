@@ -25,6 +25,7 @@ from maelab.data.base import Splits
 from maelab.data.loader import Batching, derive_seed, steps_per_epoch, train_batches
 from maelab.engine.checkpoint import (
     atomic_save,
+    find_resume_checkpoint,
     load_checkpoint,
     prune_numbered,
     remove_stale_temps,
@@ -271,7 +272,7 @@ def pretrain(
 
     # resume
     start_epoch, start_iter, global_step, opt_steps = 0, 0, 0, 0
-    resume_path = _resume_path(resume, ckpt_dir)
+    resume_path = find_resume_checkpoint(resume, ckpt_dir)
     progress: dict[str, Any] = {}
     if resume_path is not None:
         state = load_checkpoint(resume_path)
@@ -467,15 +468,6 @@ def step_mask(
         ratio = lo + (hi - lo) * float(torch.rand(1, generator=g))
     noise = mask_noise(cfg.mask.strategy, n * dist_info.world, geom, ratio, cfg.mask.unit, g)
     return ratio, noise[dist_info.rank * n : (dist_info.rank + 1) * n]
-
-
-def _resume_path(resume: str | bool | None, ckpt_dir: Path) -> Path | None:
-    if not resume:
-        return None
-    if resume is True or resume == "auto":
-        p = ckpt_dir / "last.pt"
-        return p if p.exists() else None
-    return Path(str(resume))
 
 
 def _restore(

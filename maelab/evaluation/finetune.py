@@ -33,7 +33,7 @@ from maelab.config import (
 from maelab.data import augment_enabled, build_splits
 from maelab.data.base import Split
 from maelab.data.loader import Batching, derive_seed, eval_batches, steps_per_epoch, train_batches
-from maelab.engine.checkpoint import atomic_save, load_checkpoint
+from maelab.engine.checkpoint import atomic_save, find_resume_checkpoint, load_checkpoint
 from maelab.engine.logging import MetricsLog
 from maelab.engine.schedule import lr_at, scaled_lr
 from maelab.errors import CheckpointError, ConfigError, MaelabError
@@ -248,7 +248,7 @@ def finetune(
     autocast, scaler = autocast_for(cfg.amp, device)
 
     start_epoch, best, history = 0, -math.inf, []
-    resume_path = _resume_path(resume, ckpt_dir)
+    resume_path = find_resume_checkpoint(resume, ckpt_dir)
     if resume_path is not None:
         state = load_checkpoint(resume_path)
         if state.get("kind") != "finetune":
@@ -379,10 +379,3 @@ def finetune(
     return result
 
 
-def _resume_path(resume: str | bool | None, ckpt_dir: Path) -> Path | None:
-    if not resume:
-        return None
-    if resume is True or resume == "auto":
-        p = ckpt_dir / "last.pt"
-        return p if p.exists() else None
-    return Path(str(resume))

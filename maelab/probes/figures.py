@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from maelab.plotting import save_figure  # noqa: E402
 from maelab.probes.decoder import DecoderAblationResult  # noqa: E402
 from maelab.probes.identifiability import IdentifiabilityResult  # noqa: E402
 from maelab.probes.interpolation import InterpolationResult  # noqa: E402
@@ -48,12 +49,7 @@ def _labelled(
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 # ---------------------------------------------------------------- identifiability
