@@ -221,14 +221,30 @@ def build_config(tree: dict[str, Any], model: type[BaseModel] = Config) -> Any:
 
 
 def load_config(
-    files: list[str] | None = None, overrides: list[str] | None = None, model: type[BaseModel] = Config
+    files: list[str] | None = None,
+    overrides: list[str] | None = None,
+    model: type[BaseModel] = Config,
+    base: dict[str, Any] | None = None,
 ) -> Any:
-    """Merge YAML files left to right, then `key=value` overrides, and validate."""
-    tree: dict[str, Any] = {}
+    """Merge `base` (e.g. a checkpoint's stored config), then YAML files left to right, then
+    `key=value` overrides, and validate once."""
+    tree: dict[str, Any] = dict(base or {})
     for f in files or []:
         tree = deep_merge(tree, read_yaml(f))
     tree = deep_merge(tree, parse_overrides(overrides or []))
     return build_config(tree, model)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; tuples become lists so stored and live configs compare."""
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = list(v) if isinstance(v, tuple) else v
+    return out
 
 
 def dump_config(cfg: BaseModel) -> str:
