@@ -61,6 +61,8 @@ def _rank_zero() -> bool:
 
 def _run_pretrain(args: argparse.Namespace) -> int:
     from maelab.engine.pretrain import pretrain
+    from maelab.evaluation.reconstruct import write_reconstruction_figure
+    from maelab.run_folder import RunFolder
 
     if args.resume and "=" in args.resume and not Path(args.resume).exists():
         # `--resume train.epochs=9`: argparse took the override for the optional path
@@ -77,6 +79,7 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     res = pretrain(cfg, resume=args.resume, quiet=args.quiet)
     if not _rank_zero():
         return 0
+    write_reconstruction_figure(res.model, res.splits.test, cfg.mask, RunFolder(res.run_dir))
     print(f"loss {res.first_loss:.4f} -> {res.final_loss:.4f} in {res.steps} steps ({res.seconds:.1f} s)")
     print(f"run folder: {res.run_dir}  (checkpoints/last.pt, figures/reconstruction.png, metrics.jsonl)")
     return 0

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from maelab.config import MaskConfig
+
 
 @dataclass(frozen=True)
 class MaskGeometry:
@@ -24,7 +26,9 @@ class MaskGeometry:
         return self.grid * self.grid
 
 
-NoiseFn = Callable[[int, MaskGeometry, float, int | None, torch.Generator | None, torch.device], torch.Tensor]
+NoiseFn = Callable[
+    [int, MaskGeometry, float, int | None, torch.Generator | None, torch.device], torch.Tensor
+]
 MASK_STRATEGIES: dict[str, NoiseFn] = {}
 
 
@@ -71,14 +75,20 @@ def block_noise(
     """
     unit = unit or geom.patch_size
     if unit % geom.patch_size:
-        raise ValueError(f"mask unit {unit} px must be a multiple of the patch size {geom.patch_size}")
+        raise ValueError(
+            f"mask unit {unit} px must be a multiple of the patch size {geom.patch_size}"
+        )
     k = unit // geom.patch_size  # patches per unit side
     if geom.grid % k:
-        raise ValueError(f"mask unit {unit} px must divide the image ({geom.grid * geom.patch_size} px)")
+        raise ValueError(
+            f"mask unit {unit} px must divide the image ({geom.grid * geom.patch_size} px)"
+        )
     units_side = geom.grid // k
     unit_noise = torch.rand(n, units_side * units_side, generator=generator, device=device)
     unit_rank = unit_noise.argsort(dim=1).argsort(dim=1).float()  # (N, U) integer ranks
-    unit_rank = unit_rank.view(n, units_side, 1, units_side, 1).expand(n, units_side, k, units_side, k)
+    unit_rank = unit_rank.view(n, units_side, 1, units_side, 1).expand(
+        n, units_side, k, units_side, k
+    )
     within = torch.rand(n, units_side, k, units_side, k, generator=generator, device=device) * 0.5
     return (unit_rank + within).reshape(n, geom.num_patches)  # raster order of patches
 
@@ -114,11 +124,28 @@ def mask_noise(
 ) -> torch.Tensor:
     """Noise (N, L) for the named strategy; pass it to `MaskedAutoencoder(..., noise=)`."""
     if strategy not in MASK_STRATEGIES:
-        raise ValueError(f"unknown mask strategy '{strategy}' (valid: {', '.join(MASK_STRATEGIES)})")
+        raise ValueError(
+            f"unknown mask strategy '{strategy}' (valid: {', '.join(MASK_STRATEGIES)})"
+        )
     return MASK_STRATEGIES[strategy](n, geom, ratio, unit, generator, device)
 
 
-def mask_from_noise(noise: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def mask_noise_for(
+    mask: MaskConfig,
+    n: int,
+    geom: MaskGeometry,
+    generator: torch.Generator | None = None,
+    ratio: float | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Noise (N, L) for a configured mask; `ratio` replaces `mask.ratio` (a drawn per-batch ratio)."""
+    ratio = mask.ratio if ratio is None else ratio
+    return mask_noise(mask.strategy, n, geom, ratio, mask.unit, generator, device)
+
+
+def mask_from_noise(
+    noise: torch.Tensor, ratio: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Official argsort masking. Returns ids_keep (N, K), mask (N, L) with 0 keep / 1 removed,
     ids_restore (N, L)."""
     n, num_patches = noise.shape

@@ -7,7 +7,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maelab.masking import MASK_STRATEGIES, MaskGeometry, mask_from_noise, mask_noise, num_keep
+from maelab.config import MaskConfig
+from maelab.masking import (
+    MASK_STRATEGIES,
+    MaskGeometry,
+    mask_from_noise,
+    mask_noise,
+    mask_noise_for,
+    num_keep,
+)
 
 RATIOS = [0.0, 0.1, 0.25, 0.5, 0.6, 0.75, 0.9]
 
@@ -148,3 +156,21 @@ def test_grid_mask_at_075_keeps_a_lattice(grid_size: int) -> None:
 def test_grid_offsets_vary_between_samples() -> None:
     mask = mask_of("grid", MaskGeometry(8, 4), 0.75, n=64)
     assert len({tuple(m.tolist()) for m in mask}) == 4  # the four lattice phases
+
+
+def test_mask_noise_for_takes_the_whole_mask_config():
+    geom = MaskGeometry(grid=8, patch_size=4)
+
+    def seeded() -> torch.Generator:
+        return torch.Generator().manual_seed(5)
+
+    # strategy, ratio and unit all come from the config (block noise depends on the unit)
+    block = MaskConfig(strategy="block", ratio=0.5, unit=8)
+    got = mask_noise_for(block, 3, geom, seeded())
+    assert torch.equal(got, mask_noise("block", 3, geom, 0.5, 8, seeded()))
+    assert not torch.equal(got, mask_noise("block", 3, geom, 0.5, None, seeded()))
+    # `ratio` replaces the configured one (a per-batch drawn ratio); grid noise depends on it
+    grid = MaskConfig(strategy="grid", ratio=0.5)
+    got = mask_noise_for(grid, 2, geom, seeded(), ratio=0.9)
+    assert torch.equal(got, mask_noise("grid", 2, geom, 0.9, None, seeded()))
+    assert not torch.equal(got, mask_noise("grid", 2, geom, 0.5, None, seeded()))

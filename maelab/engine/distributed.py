@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from maelab.engine.device import env_world_size
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -26,8 +28,7 @@ class DistInfo:
 
 def init_distributed(device_type: str) -> DistInfo:
     """Join the process group torchrun describes in the environment (no-op for one process)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if env_world_size() <= 1:
         return DistInfo()
     if not dist.is_initialized():
         backend = "nccl" if device_type == "cuda" else "gloo"

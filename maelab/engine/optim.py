@@ -24,7 +24,11 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_adamw(
-    model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], device: torch.device
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    betas: tuple[float, float],
+    device: torch.device,
 ) -> torch.optim.AdamW:
     # the fused kernel is the fast one on CUDA and on CPU too (measured on CPU, torch 2.14:
     # 4-5x faster than foreach or the for-loop; benchmarks/levers.py)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 
-def lr_at(step: float, total_steps: float, warmup_steps: float, base_lr: float, min_lr: float = 0.0) -> float:
+def lr_at(
+    step: float, total_steps: float, warmup_steps: float, base_lr: float, min_lr: float = 0.0
+) -> float:
     """lr at (fractional) optimizer step `step` of `total_steps` (official MAE schedule)."""
     if step < warmup_steps:
         return base_lr * step / warmup_steps

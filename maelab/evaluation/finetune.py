@@ -7,7 +7,6 @@ atomic checkpoints and exact resume (every random draw is seeded by (seed, epoch
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -18,28 +17,25 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field
+from timm.data import Mixup
+from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import nn
 from tqdm import tqdm
 
-from maelab.config import (
-    DataConfig,
-    Strict,
-    build_config,
-    deep_merge,
-    dump_config,
-    parse_overrides,
-    read_yaml,
-)
+from maelab.config import DataConfig, Strict, dump_config, load_config
 from maelab.data import augment_enabled, build_splits
 from maelab.data.base import Split
 from maelab.data.loader import Batching, derive_seed, eval_batches, steps_per_epoch, train_batches
 from maelab.engine.checkpoint import atomic_save, find_resume_checkpoint, load_checkpoint
-from maelab.engine.logging import MetricsLog
+from maelab.engine.device import autocast_for, resolve_device
+from maelab.engine.metrics_log import MetricsLog
 from maelab.engine.schedule import lr_at, scaled_lr
-from maelab.errors import CheckpointError, ConfigError, MaelabError
-from maelab.evaluation.checkpoints import load_pretrained, run_dir_of
+from maelab.engine.step import GuardedStep, StepPlace
+from maelab.errors import CheckpointError, ConfigError
+from maelab.evaluation.checkpoints import load_pretrained
 from maelab.evaluation.knn import topk_accuracy
 from maelab.models.interop import to_timm_vit
+from maelab.run_folder import RunFolder, write_json_atomic
 
 NO_WEIGHT_DECAY = ("cls_token", "pos_embed", "dist_token")
 
@@ -98,10 +94,8 @@ def finetune_run_config(
     ckpt_config: dict[str, Any], files: list[str] | None = None, overrides: list[str] | None = None
 ) -> FinetuneRunConfig:
     """The checkpoint's data section, then YAML files, then `key=value` overrides, validated."""
-    tree: dict[str, Any] = {"data": ckpt_config.get("data", {})}
-    for f in files or []:
-        tree = deep_merge(tree, read_yaml(f))
-    return build_config(deep_merge(tree, parse_overrides(overrides or [])), FinetuneRunConfig)
+    base = {"data": ckpt_config.get("data", {})}
+    return load_config(files, overrides, FinetuneRunConfig, base=base)
 
 
 # ---------------------------------------------------------------------------- layer-wise lr decay
@@ -167,9 +161,6 @@ def evaluate_classifier(
 
 
 def _criterion_and_mixup(cfg: FinetuneConfig, num_classes: int) -> tuple[nn.Module, Any]:
-    from timm.data import Mixup
-    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-
     if cfg.mixup > 0 or cfg.cutmix > 0:
         if cfg.batch_size % 2:
             raise ConfigError(
@@ -187,10 +178,6 @@ def _criterion_and_mixup(cfg: FinetuneConfig, num_classes: int) -> tuple[nn.Modu
     return nn.CrossEntropyLoss(), None
 
 
-class NonFiniteFinetuneError(MaelabError):
-    """The fine-tuning loss became NaN or infinite."""
-
-
 # ---------------------------------------------------------------------------- the loop
 def finetune(
     ckpt: str | Path,
@@ -199,14 +186,11 @@ def finetune(
     quiet: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the encoder of a pretraining checkpoint on `run_cfg.data`; see the module doc."""
-    from maelab.engine.pretrain import autocast_for, resolve_device
-
     cfg = run_cfg.finetune
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out_dir = Path(run_cfg.run_dir) if run_cfg.run_dir else run_dir_of(ckpt) / "finetune"
-    ckpt_dir = out_dir / "checkpoints"
+    out = RunFolder(run_cfg.run_dir or RunFolder.of_checkpoint(ckpt).root / "finetune")
     splits = build_splits(run_cfg.data)
     mae, _ = load_pretrained(ckpt)
     if splits.train.channels != mae.arch.in_chans:
@@ -246,9 +230,13 @@ def finetune(
     )
     criterion, mixup_fn = _criterion_and_mixup(cfg, num_classes)
     autocast, scaler = autocast_for(cfg.amp, device)
+    guard = GuardedStep(
+        opt, list(vit.parameters()), scaler, cfg.clip_grad,
+        section="finetune", what="fine-tuning ", can_skip=False,
+    )  # fmt: skip
 
     start_epoch, best, history = 0, -math.inf, []
-    resume_path = find_resume_checkpoint(resume, ckpt_dir)
+    resume_path = find_resume_checkpoint(resume, out.checkpoints)
     if resume_path is not None:
         state = load_checkpoint(resume_path)
         if state.get("kind") != "finetune":
@@ -270,9 +258,10 @@ def finetune(
             float(state["best_top1"]),
             list(state["history"]),
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(dump_config(run_cfg))
-    log = MetricsLog(out_dir, resume_step=start_epoch * iters if resume_path else None)
+        guard.last_good = str(resume_path)
+    out.root.mkdir(parents=True, exist_ok=True)
+    out.config.write_text(dump_config(run_cfg))
+    log = MetricsLog(out, resume_step=start_epoch * iters if resume_path else None)
 
     t0 = time.time()
     bar = tqdm(
@@ -284,98 +273,86 @@ def finetune(
         file=sys.stderr,
     )
     top1, top5 = math.nan, None
-    for epoch in range(start_epoch, cfg.epochs):
-        vit.train()
-        running = 0.0
-        for it, (x, y) in enumerate(train_batches(splits.train, batching, epoch, img_size, device)):
-            lr = lr_at(epoch + it / iters, cfg.epochs, cfg.warmup_epochs, base_lr, cfg.min_lr)
-            for group in opt.param_groups:
-                group["lr"] = lr * group["lr_scale"]
-            # drop path (torch RNG) and mixup (numpy RNG) draw from per-step seeds: exact resume
-            step_seed = derive_seed(cfg.seed, epoch, it, 43)
-            torch.manual_seed(step_seed)
-            np.random.seed(step_seed % 2**32)
-            target: torch.Tensor = y
-            if mixup_fn is not None:
-                x, target = mixup_fn(x, y)
-            with autocast:
-                loss = criterion(vit(x).float(), target)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                bar.close()
-                raise NonFiniteFinetuneError(
-                    f"fine-tuning loss is {value} at epoch {epoch} step {it} (lr {lr:.3g}); "
-                    "lower finetune.blr or set finetune.clip_grad"
-                )
-            opt.zero_grad(set_to_none=True)
-            (scaler.scale(loss) if scaler else loss).backward()
-            if cfg.clip_grad:
-                if scaler:
-                    scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(vit.parameters(), cfg.clip_grad)
-            if scaler:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            running += value
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{value:.3f}", lr=f"{lr:.2e}")
-        top1, top5 = evaluate_classifier(vit, splits.test, img_size, device)
-        best = max(best, top1)
-        record = {
-            "kind": "finetune",
-            "step": (epoch + 1) * iters,
-            "epoch": epoch,
-            "loss": running / iters,
-            "lr": lr,
-            "test_top1": top1,
-            "test_top5": top5,
-            "seconds": time.time() - t0,
-        }
-        history.append(record)
-        log.write({k: v for k, v in record.items() if v is not None})
-        if not quiet:
-            bar.write(
-                f"epoch {epoch}: loss {running / iters:.4f}  test top-1 {top1:.1f}%",
-                file=sys.stderr,
-            )
-        atomic_save(
-            {
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            vit.train()
+            running = 0.0
+            for it, (x, y) in enumerate(
+                train_batches(splits.train, batching, epoch, img_size, device)
+            ):
+                lr = lr_at(epoch + it / iters, cfg.epochs, cfg.warmup_epochs, base_lr, cfg.min_lr)
+                for group in opt.param_groups:
+                    group["lr"] = lr * group["lr_scale"]
+                # drop path (torch RNG) and mixup (numpy RNG) draw from per-step seeds: exact resume
+                step_seed = derive_seed(cfg.seed, epoch, it, 43)
+                torch.manual_seed(step_seed)
+                np.random.seed(step_seed % 2**32)
+                target: torch.Tensor = y
+                if mixup_fn is not None:
+                    x, target = mixup_fn(x, y)
+                with autocast:
+                    loss = criterion(vit(x).float(), target)
+                value = float(loss.detach())
+                place = StepPlace(epoch * iters + it + 1, epoch, it, lr)
+                guard.check_loss(value, place)
+                guard.backward(loss)
+                guard.update(place)
+                running += value
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{value:.3f}", lr=f"{lr:.2e}")
+            top1, top5 = evaluate_classifier(vit, splits.test, img_size, device)
+            best = max(best, top1)
+            record = {
                 "kind": "finetune",
-                "model": vit.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scaler": scaler.state_dict() if scaler else None,
-                "epoch": epoch + 1,
-                "best_top1": best,
-                "history": history,
-                "num_classes": num_classes,
-                "global_pool": cfg.global_pool,
-                "pretrained": str(Path(ckpt).resolve()),
-                "config": run_cfg.model_dump(mode="json"),
-            },
-            ckpt_dir / "last.pt",
-        )
-    bar.close()
-    log.close()
+                "step": (epoch + 1) * iters,
+                "epoch": epoch,
+                "loss": running / iters,
+                "lr": lr,
+                "test_top1": top1,
+                "test_top5": top5,
+                "seconds": time.time() - t0,
+            }
+            history.append(record)
+            log.write({k: v for k, v in record.items() if v is not None})
+            if not quiet:
+                bar.write(
+                    f"epoch {epoch}: loss {running / iters:.4f}  test top-1 {top1:.1f}%",
+                    file=sys.stderr,
+                )
+            guard.check_weights(vit, (epoch + 1) * iters)
+            atomic_save(
+                {
+                    "kind": "finetune",
+                    "model": vit.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scaler": scaler.state_dict() if scaler else None,
+                    "epoch": epoch + 1,
+                    "best_top1": best,
+                    "history": history,
+                    "num_classes": num_classes,
+                    "global_pool": cfg.global_pool,
+                    "pretrained": str(Path(ckpt).resolve()),
+                    "config": run_cfg.model_dump(mode="json"),
+                },
+                out.last_checkpoint,
+            )
+            guard.last_good = str(out.last_checkpoint)
+    finally:
+        bar.close()
+        log.close()
     if start_epoch >= cfg.epochs and history:  # nothing left to train: report the saved state
         top1, top5 = history[-1]["test_top1"], history[-1].get("test_top5")
-    result = FinetuneResult(out_dir, top1, top5, best, cfg.epochs, time.time() - t0, history)
-    (out_dir / "finetune.json").write_text(
-        json.dumps(
-            {
-                "checkpoint": str(Path(ckpt).resolve()),
-                "top1": top1,
-                "top5": top5,
-                "best_top1": best,
-                "epochs": cfg.epochs,
-                "seconds": result.seconds,
-                "history": history,
-            },
-            indent=2,
-        )
-        + "\n"
+    result = FinetuneResult(out.root, top1, top5, best, cfg.epochs, time.time() - t0, history)
+    write_json_atomic(
+        out.finetune_result,
+        {
+            "checkpoint": str(Path(ckpt).resolve()),
+            "top1": top1,
+            "top5": top5,
+            "best_top1": best,
+            "epochs": cfg.epochs,
+            "seconds": result.seconds,
+            "history": history,
+        },
     )
     return result
-
-

@@ -5,34 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from maelab.config import Config, MaskConfig, load_config
+from maelab.data import build_splits
+from maelab.data.base import Split
+from maelab.data.loader import eval_batches
+from maelab.engine.build import check_mask_config
+from maelab.engine.device import resolve_device
+from maelab.errors import ConfigError
+from maelab.evaluation.checkpoints import load_pretrained
+from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.models.mae import MaskedAutoencoder
+from maelab.run_folder import RunFolder
 
-from maelab.config import (  # noqa: E402
-    Config,
-    build_config,
-    deep_merge,
-    parse_overrides,
-    read_yaml,
-)
-from maelab.data.base import ImageSet, Split  # noqa: E402
-from maelab.data.loader import eval_batches  # noqa: E402
-from maelab.errors import ConfigError  # noqa: E402
-from maelab.masking import MaskGeometry, mask_noise  # noqa: E402
-from maelab.models.mae import MaskedAutoencoder  # noqa: E402
+RUN_FIGURE = "reconstruction.png"  # the grid every pretraining run gets in RUN/figures/
 
 
 @torch.no_grad()
 def reconstruct(
-    model: MaskedAutoencoder,
-    imgs: torch.Tensor,
-    mask_ratio: float = 0.75,
-    strategy: str = "random",
-    unit: int | None = None,
-    seed: int = 0,
+    model: MaskedAutoencoder, imgs: torch.Tensor, mask: MaskConfig, seed: int = 0
 ) -> dict[str, torch.Tensor]:
     """Images in the model's input space (N, C, H, W): masked input, reconstruction, pasted.
 
@@ -42,20 +35,20 @@ def reconstruct(
     model.eval()
     g = torch.Generator().manual_seed(seed)
     geom = MaskGeometry(model.arch.grid_size, model.patch_size)
-    noise = mask_noise(strategy, imgs.shape[0], geom, mask_ratio, unit, g).to(imgs.device)
-    _, pred, mask = model(imgs, mask_ratio=mask_ratio, noise=noise)
+    noise = mask_noise_for(mask, imgs.shape[0], geom, g).to(imgs.device)
+    _, pred, removed = model(imgs, mask_ratio=mask.ratio, noise=noise)
     target = model.patchify(imgs)  # (N, L, p*p*C)
     if model.norm_pix_loss:
         mean = target.mean(dim=-1, keepdim=True)
         var = target.var(dim=-1, keepdim=True)
         pred = pred * (var + 1.0e-6) ** 0.5 + mean
-    m = mask.unsqueeze(-1)  # (N, L, 1)
+    m = removed.unsqueeze(-1)  # (N, L, 1)
     return {
         "original": imgs,
         "masked": model.unpatchify(target * (1 - m)),
         "reconstruction": model.unpatchify(pred),
         "pasted": model.unpatchify(target * (1 - m) + pred * m),
-        "mask": mask,
+        "mask": removed,
     }
 
 
@@ -69,26 +62,29 @@ def reconstruction_figure(
     model: MaskedAutoencoder,
     split: Split,
     path: str | Path,
+    mask: MaskConfig,
     num_images: int = 6,
-    mask_ratio: float = 0.75,
-    strategy: str = "random",
-    unit: int | None = None,
     seed: int = 0,
-    device: torch.device | str = "cpu",
 ) -> Path:
-    """Save a PNG grid, one row per image, for the first `num_images` of `split`."""
-    imgs, _ = next(iter(eval_batches(split, num_images, model.arch.img_size, torch.device(device))))
-    out = reconstruct(model, imgs, mask_ratio, strategy, unit, seed)
+    """Save a PNG grid, one row per image, for the first `num_images` of `split`.
+
+    The images go to the device the model is on.
+    """
+    device = next(model.parameters()).device
+    imgs, _ = next(iter(eval_batches(split, num_images, model.arch.img_size, device)))
+    out = reconstruct(model, imgs, mask, seed)
     mean, std = (split.mean, split.std)
     cols = ["original", "masked", "reconstruction", "pasted"]
     titles = {
         "original": "original",
-        "masked": f"masked ({mask_ratio:.0%})",
+        "masked": f"masked ({mask.ratio:.0%})",
         "reconstruction": "reconstruction",
         "pasted": "reconstruction + visible",
     }
     n = imgs.shape[0]
-    fig, axes = plt.subplots(n, 4, figsize=(4 * 1.6, n * 1.6), squeeze=False)
+    # a Figure without pyplot: drawing never touches the user's matplotlib backend
+    fig = Figure(figsize=(4 * 1.6, n * 1.6))
+    axes = fig.subplots(n, 4, squeeze=False)
     cmap = "gray" if imgs.shape[1] == 1 else None
     for i in range(n):
         for j, key in enumerate(cols):
@@ -103,23 +99,26 @@ def reconstruction_figure(
         if model.norm_pix_loss
         else "pixel output"
     )
-    fig.suptitle(f"{strategy} mask, seed {seed}; {note}", fontsize=7)
+    fig.suptitle(f"{mask.strategy} mask, seed {seed}; {note}", fontsize=7)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
+
+
+def write_reconstruction_figure(
+    model: MaskedAutoencoder, split: Split, mask: MaskConfig, run: RunFolder
+) -> Path:
+    """RUN/figures/reconstruction.png of a pretrained model: its test split, its mask."""
+    return reconstruction_figure(model, split, run.figures / RUN_FIGURE, mask)
 
 
 def reconstruct_config(
     ckpt_config: dict[str, Any], files: list[str] | None = None, overrides: list[str] | None = None
 ) -> Config:
     """The checkpoint's own config, then YAML files, then `key=value` overrides (e.g. mask.ratio)."""
-    tree = dict(ckpt_config)
-    for f in files or []:
-        tree = deep_merge(tree, read_yaml(f))
-    return build_config(deep_merge(tree, parse_overrides(overrides or [])), Config)
+    return load_config(files, overrides, Config, base=ckpt_config)
 
 
 def reconstruct_checkpoint(
@@ -135,14 +134,10 @@ def reconstruct_checkpoint(
     `out` defaults to RUN/figures/reconstruction_{strategy}_{ratio}_seed{seed}.png; `device`
     to `cfg.train.device`.
     """
-    from maelab.data import build_splits
-    from maelab.engine.pretrain import check_mask_config, resolve_device
-    from maelab.evaluation.checkpoints import load_pretrained, run_dir_of
-
     device = device if device is not None else resolve_device(cfg.train.device)
 
     model, _ = load_pretrained(ckpt)
-    check_mask_config(cfg, model)
+    check_mask_config(cfg.mask, model)
     split = build_splits(cfg.data).test
     if split.channels != model.arch.in_chans:
         raise ConfigError(
@@ -152,16 +147,5 @@ def reconstruct_checkpoint(
     m = cfg.mask
     if out is None:
         name = f"reconstruction_{m.strategy}_{m.ratio:g}_seed{seed}.png"
-        out = run_dir_of(ckpt) / "figures" / name
-    return reconstruction_figure(
-        model.to(device), split, out, num_images, m.ratio, m.strategy, m.unit, seed, device
-    )
-
-
-__all__ = [
-    "ImageSet",
-    "reconstruct",
-    "reconstruct_checkpoint",
-    "reconstruct_config",
-    "reconstruction_figure",
-]
+        out = RunFolder.of_checkpoint(ckpt).figures / name
+    return reconstruction_figure(model.to(device), split, out, m, num_images, seed)

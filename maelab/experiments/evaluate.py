@@ -149,7 +149,7 @@ def evaluate_pixels(
 
 def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dict[str, Any]:
     """Evaluate `RUN/checkpoints/last.pt` and write `RUN/results.json`; returns its content."""
-    from maelab.engine.logging import read_metrics
+    from maelab.engine.metrics_log import read_metrics
     from maelab.evaluation.checkpoints import load_pretrained
 
     eval_cfg = eval_cfg or EvalConfig()
@@ -179,7 +179,7 @@ def evaluate_baselines(
 ) -> dict[str, dict[str, Any]]:
     """Random-init encoder (built as pretraining with `cfg` would start) and raw pixels, scored
     like a run; metrics and spectra are written to `out_dir/results.json`."""
-    from maelab.engine.pretrain import build_model_for
+    from maelab.engine.build import build_model_for
     from maelab.evaluation.baselines import random_encoder
 
     eval_cfg = eval_cfg or EvalConfig()

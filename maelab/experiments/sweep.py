@@ -317,7 +317,9 @@ def execute_point(
     import torch
 
     from maelab.engine.pretrain import pretrain
+    from maelab.evaluation.reconstruct import write_reconstruction_figure
     from maelab.experiments.evaluate import evaluate_run
+    from maelab.run_folder import RunFolder
 
     if threads:
         torch.set_num_threads(threads)
@@ -326,6 +328,7 @@ def execute_point(
     t0 = time.time()
     with _blas_threads(threads):
         res = pretrain(cfg, resume="auto", quiet=True)
+        write_reconstruction_figure(res.model, res.splits.test, cfg.mask, RunFolder(run_dir))
         results = evaluate_run(run_dir, EvalConfig.model_validate(eval_tree))
         if probes:
             from maelab.analysis.theory import probe_checkpoint

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
+from maelab.config import MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise, num_keep
+from maelab.masking import MaskGeometry, mask_noise_for, num_keep
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.activations import decoder_attention, patch_errors
 from maelab.probes.inputs import (
@@ -155,7 +156,7 @@ def decoder_attention_probe(
     geom = MaskGeometry(grid, model.patch_size)
     with eval_mode(model):
         imgs = normalised(subset, model_device(model))
-        noise = mask_noise("random", imgs.shape[0], geom, mask_ratio, None, g).to(imgs.device)
+        noise = mask_noise_for(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(imgs.device)
         maps, mask = decoder_attention(model, imgs, mask_ratio, noise)
     stats = [attention_locality(a, mask, grid, visible=1.0 - mask) for a in maps]
     if not stats:
@@ -255,7 +256,7 @@ def knockout_probe(
     device = model_device(model)
     imgs = normalised(subset, device)
     n = imgs.shape[0]
-    base = mask_noise("random", n, geom, mask_ratio, None, g)  # (N, L) on cpu
+    base = mask_noise_for(MaskConfig(ratio=mask_ratio), n, geom, g)  # (N, L) on cpu
     removed_order = base.argsort(dim=1)[:, keep:]  # (N, L - K) removed patches
     t = min(targets_per_image, num_patches - keep)
     pick = torch.rand(n, removed_order.shape[1], generator=g).argsort(dim=1)[:, :t]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from scipy.stats import spearmanr
 
+from maelab.config import MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise
+from maelab.masking import MaskGeometry, mask_noise_for
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.activations import patch_errors
 from maelab.probes.inputs import eval_mode, model_device, normalised, patchify, take, unit_interval
@@ -73,10 +74,11 @@ def masked_error_per_image(
     ``num_masks`` fixed random masks (the same masks for every model given the seed)."""
     g = torch.Generator().manual_seed(seed)
     geom = MaskGeometry(model.arch.grid_size, model.patch_size)
+    mask_cfg = MaskConfig(strategy=strategy, ratio=mask_ratio, unit=unit)
     total = torch.zeros(imgs.shape[0], dtype=torch.float64)
     with eval_mode(model):
         for _ in range(num_masks):
-            noise = mask_noise(strategy, imgs.shape[0], geom, mask_ratio, unit, g).to(imgs.device)
+            noise = mask_noise_for(mask_cfg, imgs.shape[0], geom, g).to(imgs.device)
             err, mask = patch_errors(model, imgs, mask_ratio, noise)
             per_image = (err * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
             total += per_image.double().cpu()

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from timm.models.vision_transformer import Block
 
+from maelab.config import MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise
+from maelab.masking import MaskGeometry, mask_noise_for
 from maelab.metrics import linear_cka, relative_update
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.activations import decoder_input, encoder_input
@@ -81,7 +82,7 @@ def stability_probe(
         else:
             g = torch.Generator().manual_seed(seed)
             geom = MaskGeometry(model.arch.grid_size, model.patch_size)
-            noise = mask_noise("random", imgs.shape[0], geom, mask_ratio, None, g).to(imgs.device)
+            noise = mask_noise_for(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(imgs.device)
             latent, _, ids_restore = model.forward_encoder(imgs, mask_ratio, noise)
             x, blocks = decoder_input(model, latent, ids_restore), model.decoder_blocks
         stats = stability_of_blocks(list(blocks), x)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from maelab.engine.logging import read_metrics
+from maelab.engine.metrics_log import read_metrics
 from maelab.experiments.evaluate import RESULTS_FILE
 from maelab.experiments.sweep import BASELINE_DIR, MANIFEST_FILE, get_dotted
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from reliability_helpers import TINY, cli, error_line
 
-import maelab.engine.pretrain as pretrain_module
+import maelab.engine.step as step_module
 from maelab.engine.checkpoint import load_checkpoint
-from maelab.engine.logging import read_metrics
+from maelab.engine.metrics_log import read_metrics
 from maelab.objectives import OBJECTIVES
 
 RUN = [*TINY, "data.num_train=64", "train.save_every_steps=1"]  # 4 iterations, last.pt after each
@@ -112,7 +112,7 @@ def test_stop_never_saves_nan_weights(tmp_path, capsys, monkeypatch):
 
 def test_skip_gives_up_after_too_many_in_a_row(tmp_path, capsys, monkeypatch):
     _inject(monkeypatch, None)
-    monkeypatch.setattr(pretrain_module, "MAX_SKIPS_IN_A_ROW", 3)
+    monkeypatch.setattr(step_module, "MAX_SKIPS_IN_A_ROW", 3)
     rc, _, err = cli(
         capsys, "pretrain", *RUN, f"run_dir={tmp_path}", "--quiet", "train.on_nonfinite=skip"
     )

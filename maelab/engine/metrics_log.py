@@ -8,29 +8,32 @@ import os
 from pathlib import Path
 from typing import Any
 
+from torch.utils.tensorboard import SummaryWriter
+
 from maelab.errors import MaelabError
+from maelab.run_folder import RunFolder
 
 
 class MetricsLog:
     """Append-only `metrics.jsonl` plus TensorBoard scalars."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True, resume_step: int | None = None) -> None:
+    def __init__(
+        self, run: RunFolder, enabled: bool = True, resume_step: int | None = None
+    ) -> None:
         self.enabled = enabled
-        self.path = run_dir / "metrics.jsonl"
-        self._tb = None
+        self.path = run.metrics
+        self._tb: SummaryWriter | None = None
         if not enabled:
             return
         # a fresh run replaces an old log in the same folder, as it replaces its checkpoints
         truncate_after(self.path, resume_step if resume_step is not None else 0)
-        from torch.utils.tensorboard import SummaryWriter
-
         self._tb = SummaryWriter(
-            log_dir=str(run_dir / "tensorboard"),
+            log_dir=str(run.tensorboard),
             purge_step=resume_step if resume_step is not None else 0,
         )
 
     def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
+        if self._tb is None:  # disabled (not the main process)
             return
         try:
             with self.path.open("a") as f:

@@ -1,0 +1,54 @@
+"""The model a config asks for, and the checks that need the model to be made."""
+
+from __future__ import annotations
+
+from maelab.config import Config, MaskConfig, ObjectiveConfig
+from maelab.data.base import Splits
+from maelab.errors import ConfigError
+from maelab.masking import MASK_STRATEGIES
+from maelab.models.mae import MaskedAutoencoder
+from maelab.models.presets import arch_from_config
+from maelab.objectives import OBJECTIVES
+
+
+def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
+    """The MAE for a config, sized to the data (image size, channels) unless set explicitly."""
+    img_size = cfg.data.image_size or splits.train.image_size
+    try:
+        arch = arch_from_config(cfg.model, img_size, splits.train.channels)
+        arch.validate()
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"bad model config: {exc}") from None
+    if arch.in_chans != splits.train.channels:
+        raise ConfigError(
+            f"model.in_chans={arch.in_chans} but data '{cfg.data.name}' has "
+            f"{splits.train.channels} channels; leave model.in_chans unset"
+        )
+    return MaskedAutoencoder(arch)
+
+
+def check_mask_config(mask: MaskConfig, model: MaskedAutoencoder) -> None:
+    """The mask unit fits the model's patches and image; the strategy is registered."""
+    unit = mask.unit
+    if unit is not None:
+        p, size = model.patch_size, model.arch.img_size
+        if unit % p:
+            raise ConfigError(
+                f"mask.unit={unit} is not a multiple of the patch size {p}; use a multiple of {p}"
+            )
+        if size % unit:
+            raise ConfigError(
+                f"mask.unit={unit} does not divide the image size {size}; pick a divisor"
+            )
+    if mask.strategy not in MASK_STRATEGIES:
+        raise ConfigError(
+            f"unknown mask.strategy '{mask.strategy}' (valid: {', '.join(MASK_STRATEGIES)})"
+        )
+
+
+def check_objective(objective: ObjectiveConfig) -> None:
+    """The objective is registered."""
+    if objective.name not in OBJECTIVES:
+        raise ConfigError(
+            f"unknown objective.name '{objective.name}' (valid: {', '.join(OBJECTIVES)})"
+        )
