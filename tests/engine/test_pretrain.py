@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from maelab.cli import main
 from maelab.config import load_config
 from maelab.engine.checkpoint import load_checkpoint
 from maelab.engine.pretrain import pretrain
@@ -111,3 +112,12 @@ def test_tiny_model_learns_on_synthetic(tmp_path):
     # measured: ~2.3 -> ~0.8 (norm-pix targets have unit variance, so ~1.0 is "predict the mean")
     assert last < 0.5 * first, (first, last)
     assert res.final_loss < 0.9
+
+
+def test_cli_pretrain_draws_the_reconstruction(tmp_path):
+    args = ["-c", "quickstart", "data.num_train=32", "data.num_test=8", "train.batch_size=16",
+            "train.epochs=1", "data.num_workers=0", f"run_dir={tmp_path}"]  # fmt: skip
+    assert main(["pretrain", *args, "--quiet"]) == 0
+    assert (tmp_path / "figures" / "reconstruction.png").stat().st_size > 1000
+    assert main(["pretrain", *args, "run_dir=" + str(tmp_path / "dry"), "--dry-run"]) == 0
+    assert not (tmp_path / "dry").exists()
