@@ -45,6 +45,7 @@ def all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x
+    # imported here: on torch builds without distributed support this module may not import
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(x), dim=0)
