@@ -31,7 +31,8 @@ from maelab.run_folder import BASELINE_DIR, CONFIG_FILE, MANIFEST_FILE, RunFolde
 class RunRecord:
     """One run folder: its axis values, seed, evaluation numbers, config and architecture.
 
-    `config` and `arch` are None for a sweep point that has not written its config yet."""
+    `arch` and `flat` follow from `config`, which is None for a sweep point that has not written
+    its config yet."""
 
     name: str
     path: Path
@@ -42,6 +43,11 @@ class RunRecord:
     config: Config | None = None
     arch: MAEArch | None = None
     flat: dict[str, Any] = field(default_factory=dict)  # the config by dotted key
+
+    def __post_init__(self) -> None:
+        if self.config is not None:
+            self.arch = self.arch or resolve_arch(self.config)
+            self.flat = self.flat or flatten(self.config.model_dump(mode="json"))
 
     def setting(self, key: str) -> Any:
         """A config field by dotted key (`mask.ratio`); None when unknown."""
@@ -127,8 +133,6 @@ def read_run(
         },
         spectrum=[float(v) for v in res.get("spectrum", [])],
         config=cfg,
-        arch=resolve_arch(cfg) if cfg else None,
-        flat=flatten(cfg.model_dump(mode="json")) if cfg else {},
     )
 
 
