@@ -152,10 +152,10 @@ def collect(folder: str | Path) -> Collected:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"'{root}' is not a folder")
-    folder = RunFolder(root)
-    if folder.config.is_file() and not folder.manifest.is_file():
+    layout = RunFolder(root)
+    if layout.config.is_file() and not layout.manifest.is_file():
         return Collected(root, "run", [], _read_runs([(root, None, None)]))
-    manifest = read_json(folder.manifest)
+    manifest = read_json(layout.manifest)
     if manifest:
         keys = list(manifest.get("keys", []))
         runs = _read_runs(
@@ -172,7 +172,7 @@ def collect(folder: str | Path) -> Collected:
         keys = differing_keys([r.config.model_dump(mode="json") for r in runs if r.config])
         for r in runs:
             r.values = {k: r.setting(k) for k in keys}
-    base = read_json(RunFolder(folder.baselines).results)
+    base = read_json(RunFolder(layout.baselines).results)
     return Collected(
         root,
         "sweep",
