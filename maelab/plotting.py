@@ -1,20 +1,32 @@
-"""Saving matplotlib figures (Agg backend, no screen needed)."""
+"""Saving matplotlib figures as PNGs, without touching the user's matplotlib backend.
+
+Figures built with `new_figure` (a plain `matplotlib.figure.Figure`) render through Agg on their
+own, so no backend switch and no display is needed.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Tight layout, write a PNG (creating its folder), close the figure."""
+def new_figure(**kwargs: Any) -> Figure:
+    """A figure outside pyplot's registry (nothing to close, no backend involved)."""
+    return Figure(**kwargs)
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Tight layout, write a PNG (creating its folder), release the figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    # a figure made through pyplot stays alive in pyplot's registry until closed; pyplot is only
+    # imported (and only holds figures) where a caller drew with it
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
     return path

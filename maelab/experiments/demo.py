@@ -16,7 +16,7 @@ from typing import Any
 from maelab.config import Strict, build_config, deep_merge, parse_overrides, read_yaml
 from maelab.errors import ConfigError
 from maelab.experiments.sweep import SweepPlan, SweepResult, load_sweep, run_sweep
-from maelab.report.html import Report
+from maelab.report import Report
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -85,7 +85,7 @@ def run_demo(
 ) -> DemoResult:
     """Sweep (resumable), probes of one run, then the HTML report."""
     from maelab.analysis.theory import probe_checkpoint
-    from maelab.report.html import build_report
+    from maelab.report import build_report
 
     t0 = time.time()
     plan, settings = plan_demo(config, overrides, quick, out)

@@ -1,5 +1,6 @@
 """The HTML report of a run or a sweep: collected numbers, figures and computed verdicts."""
 
-from maelab.report.html import Report, build_report
+from maelab.report.build import Report, build_report
+from maelab.report.sections import SECTION_IDS
 
-__all__ = ["Report", "build_report"]
+__all__ = ["SECTION_IDS", "Report", "build_report"]

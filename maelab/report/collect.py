@@ -2,7 +2,8 @@
 
 A sweep folder has `sweep.json` (points and their field values); a folder of run folders without
 one is read too (the fields that differ between their configs become the axes); a single run
-folder has `config.yaml` itself.
+folder has `config.yaml` itself. Each run's config is validated (a folder whose config does not
+validate is skipped with a warning) and its model architecture resolved.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +19,20 @@ from typing import Any
 
 import yaml
 
+from maelab.config import Config, build_config, flatten
 from maelab.engine.metrics_log import read_metrics
-from maelab.experiments.evaluate import RESULTS_FILE
-from maelab.experiments.sweep import BASELINE_DIR, MANIFEST_FILE, get_dotted
+from maelab.errors import ConfigError
+from maelab.models.mae import MAEArch
+from maelab.models.presets import arch_from_config
+from maelab.run_folder import BASELINE_DIR, CONFIG_FILE, MANIFEST_FILE, RunFolder, read_json
 
 
 @dataclass
 class RunRecord:
-    """One run folder: its axis values, seed, evaluation numbers and config."""
+    """One run folder: its axis values, seed, evaluation numbers, config and architecture.
+
+    `arch` and `flat` follow from `config`, which is None for a sweep point that has not written
+    its config yet."""
 
     name: str
     path: Path
@@ -32,7 +40,18 @@ class RunRecord:
     seed: int
     metrics: dict[str, float] = field(default_factory=dict)
     spectrum: list[float] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
+    config: Config | None = None
+    arch: MAEArch | None = None
+    flat: dict[str, Any] = field(default_factory=dict)  # the config by dotted key
+
+    def __post_init__(self) -> None:
+        if self.config is not None:
+            self.arch = self.arch or resolve_arch(self.config)
+            self.flat = self.flat or flatten(self.config.model_dump(mode="json"))
+
+    def setting(self, key: str) -> Any:
+        """A config field by dotted key (`mask.ratio`); None when unknown."""
+        return self.flat.get(key)
 
     @property
     def finished(self) -> bool:
@@ -65,40 +84,50 @@ class Group:
         return len(self.runs)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+class InvalidRunConfig(ValueError):
+    """A run folder's config.yaml exists but is not a valid maelab config."""
+
+
+def read_config(run_dir: Path) -> Config | None:
+    """The validated config of a run folder; None when it has no config.yaml (not started)."""
+    path = RunFolder(run_dir).config
+    if not path.is_file():
+        return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _read_config(run_dir: Path) -> dict[str, Any]:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidRunConfig(f"unreadable {CONFIG_FILE}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(tree, dict):
+        raise InvalidRunConfig(f"{CONFIG_FILE} holds a {type(tree).__name__}, not a mapping")
     try:
-        return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
+        return build_config(tree)
+    except ConfigError as exc:
+        raise InvalidRunConfig(str(exc)) from None
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+def resolve_arch(cfg: Config) -> MAEArch:
+    """The run's model architecture: its preset filled in with the fields it sets.
+
+    Image size and channels come from the config where set, else from the preset (the data
+    decides them at training time; the report reads neither)."""
+    try:
+        # None for the data's size keeps the preset's value (make_arch drops None overrides)
+        return arch_from_config(cfg.model, cfg.data.image_size, None)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise InvalidRunConfig(f"bad model config: {exc}") from None
 
 
 def read_run(
     run_dir: Path, values: dict[str, Any] | None = None, seed: int | None = None
 ) -> RunRecord:
-    cfg = _read_config(run_dir)
-    res = _read_json(run_dir / RESULTS_FILE)
+    """One run folder (raises InvalidRunConfig when its config does not validate)."""
+    cfg = read_config(run_dir)
+    res = read_json(RunFolder(run_dir).results)
     return RunRecord(
         name=run_dir.name,
         path=run_dir,
         values=dict(values or {}),
-        seed=int(seed if seed is not None else get_dotted(cfg, "train.seed") or 0),
+        seed=int(seed if seed is not None else (cfg.train.seed if cfg else 0)),
         metrics={
             k: float(v) for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))
         },
@@ -107,29 +136,43 @@ def read_run(
     )
 
 
+def _read_runs(points: Iterable[tuple[Path, dict[str, Any] | None, int | None]]) -> list[RunRecord]:
+    """The runs of (folder, axis values, seed) points; invalid configs skipped with a warning."""
+    runs = []
+    for run_dir, values, seed in points:
+        try:
+            runs.append(read_run(run_dir, values, seed))
+        except InvalidRunConfig as exc:
+            warnings.warn(f"report: skipping run folder '{run_dir}': {exc}", stacklevel=3)
+    return runs
+
+
 def collect(folder: str | Path) -> Collected:
     """Read a run folder or a sweep folder (see the module docstring)."""
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"'{root}' is not a folder")
-    if (root / "config.yaml").is_file() and not (root / MANIFEST_FILE).is_file():
-        return Collected(root, "run", [], [read_run(root)])
-    manifest = _read_json(root / MANIFEST_FILE)
+    layout = RunFolder(root)
+    if layout.config.is_file() and not layout.manifest.is_file():
+        return Collected(root, "run", [], _read_runs([(root, None, None)]))
+    manifest = read_json(layout.manifest)
     if manifest:
         keys = list(manifest.get("keys", []))
-        runs = [
-            read_run(root / p["name"], p["values"], p["seed"]) for p in manifest.get("points", [])
-        ]
+        runs = _read_runs(
+            (root / p["name"], p["values"], p["seed"]) for p in manifest.get("points", [])
+        )
     else:
-        dirs = sorted(d for d in root.iterdir() if d.is_dir() and (d / "config.yaml").is_file())
+        dirs = sorted(d for d in root.iterdir() if d.is_dir() and RunFolder(d).config.is_file())
         dirs = [d for d in dirs if d.name != BASELINE_DIR]
         if not dirs:
-            raise FileNotFoundError(f"'{root}' holds no run (no config.yaml) and no sweep.json")
-        runs = [read_run(d) for d in dirs]
-        keys = differing_keys([r.config for r in runs])
+            raise FileNotFoundError(
+                f"'{root}' holds no run (no {CONFIG_FILE}) and no {MANIFEST_FILE}"
+            )
+        runs = _read_runs((d, None, None) for d in dirs)
+        keys = differing_keys([r.config.model_dump(mode="json") for r in runs if r.config])
         for r in runs:
-            r.values = {k: get_dotted(r.config, k) for k in keys}
-    base = _read_json(root / BASELINE_DIR / RESULTS_FILE)
+            r.values = {k: r.setting(k) for k in keys}
+    base = read_json(RunFolder(layout.baselines).results)
     return Collected(
         root,
         "sweep",
@@ -142,7 +185,7 @@ def collect(folder: str | Path) -> Collected:
 
 def differing_keys(configs: Iterable[dict[str, Any]]) -> list[str]:
     """Dotted config fields whose values differ between configs (run_dir and the seed excluded)."""
-    flats = [_flatten(c) for c in configs]
+    flats = [flatten(c) for c in configs]
     keys = sorted({k for f in flats for k in f})
     skip = {"run_dir", "train.seed"}
     return [k for k in keys if k not in skip and len({json.dumps(f.get(k)) for f in flats}) > 1]
@@ -201,7 +244,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def training_curve(run: RunRecord) -> list[tuple[int, float]]:
     """(step, loss) of the run's logged training steps."""
-    recs = read_metrics(run.path / "metrics.jsonl")
+    recs = read_metrics(RunFolder(run.path).metrics)
     return [
         (int(r["step"]), float(r["loss"])) for r in recs if r.get("kind") == "train" and "loss" in r
     ]

@@ -1,5 +1,5 @@
-"""PNG figures of the report (matplotlib, Agg backend): each function takes numbers and a path,
-writes the PNG and returns the path."""
+"""PNG figures of the report: each function takes numbers and a path, writes the PNG and returns
+the path. Drawn on plain matplotlib Figures (no pyplot), so the user's backend is left alone."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from maelab.plotting import save_figure  # noqa: E402
+from maelab.plotting import new_figure, save_figure
 
 Series = Mapping[float, tuple[float, float]]  # x -> (mean, std)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
@@ -26,7 +23,8 @@ def curves_figure(
     curves: Mapping[str, Sequence[tuple[int, float]]], path: str | Path, title: str = ""
 ) -> Path:
     """Training loss against step, one line per run (log-scaled loss when it spans > 10x)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig = new_figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
     lows, highs = [], []
     for label, pts in curves.items():
         if not pts:
@@ -51,7 +49,8 @@ def spectra_figure(
     spectra: Mapping[str, Sequence[float]], path: str | Path, title: str = ""
 ) -> Path:
     """Covariance eigenvalues, normalised to sum 1, on a log scale against their index."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    fig = new_figure(figsize=(5.6, 3.6))
+    ax = fig.subplots()
     for label, spec in spectra.items():
         s = np.asarray(spec, dtype=float)
         if s.size == 0 or s.sum() <= 0:
@@ -77,7 +76,8 @@ def heatmap_figure(
 ) -> Path:
     """One heat map per panel (e.g. latent level): cell (x, y) -> mean, annotated mean±std."""
     panels = list(cells)
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * len(panels) + 0.6, 2.8), squeeze=False)
+    fig = new_figure(figsize=(2.7 * len(panels) + 0.6, 2.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         data = cells[panel]
         xs = sorted({x for x, _ in data})
@@ -121,7 +121,8 @@ def lines_figure(
     """One panel per metric; one line per series (e.g. mask unit) with ±std error bars; dashed
     horizontal lines for baselines (panel -> label -> value)."""
     names = list(panels)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.3 * len(names), 3.0), squeeze=False)
+    fig = new_figure(figsize=(3.3 * len(names), 3.0))
+    axes = fig.subplots(1, len(names), squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for label, series in panels[name].items():
             xs = sorted(series)
@@ -143,7 +144,8 @@ def bars_figure(
     rows: Mapping[str, Mapping[str, tuple[float, float]]], metrics: Sequence[str], path: str | Path
 ) -> Path:
     """One panel per metric, one bar (±std) per row label (e.g. MAE, U-MAE, random init)."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(2.4 * len(metrics), 2.8), squeeze=False)
+    fig = new_figure(figsize=(2.4 * len(metrics), 2.8))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     labels = list(rows)
     for ax, metric in zip(axes[0], metrics, strict=True):
         ms = [rows[lb].get(metric, (math.nan, math.nan))[0] for lb in labels]

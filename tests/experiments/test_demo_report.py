@@ -5,7 +5,7 @@ import re
 import pytest
 
 from maelab.cli import main
-from maelab.report.html import SECTION_IDS
+from maelab.report import SECTION_IDS
 
 SMALL_GRID = (
     "sweep.grids=[{mask.ratio: [0.5, 0.75], mask.unit: [4, 8]}, {objective.name: [umae]}, "

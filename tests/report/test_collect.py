@@ -3,8 +3,11 @@
 import json
 import statistics
 
+import pytest
 import yaml
 
+from maelab.config import Config
+from maelab.models.presets import make_arch
 from maelab.report.collect import collect, differing_keys, group_runs, mean_std
 
 
@@ -45,3 +48,58 @@ def test_differing_keys_ignores_run_dir_and_seed():
     a = {"run_dir": "a", "train": {"seed": 0, "epochs": 1}, "mask": {"ratio": 0.5}}
     b = {"run_dir": "b", "train": {"seed": 1, "epochs": 1}, "mask": {"ratio": 0.9}}
     assert differing_keys([a, b]) == ["mask.ratio"]
+
+
+def test_configs_are_validated_and_architectures_resolved(tmp_path):
+    _fake_run(tmp_path / "run", 0.75, 3, 70.0)
+    (run,) = collect(tmp_path / "run").runs
+    assert isinstance(run.config, Config) and run.config.mask.ratio == 0.75
+    assert run.seed == 3
+    # the default preset ("tiny") fills the architecture: patch 4, decoder 128 wide
+    assert run.arch == make_arch("tiny")
+    assert run.setting("model.preset") == "tiny" and run.setting("mask.ratio") == 0.75
+
+
+def test_invalid_config_is_skipped_with_a_warning(tmp_path):
+    _fake_run(tmp_path / "good", 0.5, 0, 60.0)
+    _fake_run(tmp_path / "also_good", 0.9, 0, 50.0)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.yaml").write_text(yaml.safe_dump({"mask": {"ratio": 0.5, "colour": "red"}}))
+    with pytest.warns(UserWarning, match=r"skipping run folder .*bad.*mask\.colour"):
+        c = collect(tmp_path)
+    assert sorted(r.name for r in c.runs) == ["also_good", "good"]
+    assert c.keys == ["mask.ratio"]
+
+
+def test_unknown_preset_is_an_invalid_config(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"preset": "enormous"}}))
+    with pytest.warns(UserWarning, match="unknown model preset 'enormous'"):
+        assert collect(run).runs == []
+
+
+def test_sweep_point_without_config_counts_as_not_started(tmp_path):
+    _fake_run(tmp_path / "p0", 0.5, 0, 60.0)
+    manifest = {
+        "keys": ["mask.ratio"],
+        "points": [
+            {"name": "p0", "values": {"mask.ratio": 0.5}, "seed": 0},
+            {"name": "p1", "values": {"mask.ratio": 0.9}, "seed": 0},
+        ],
+    }
+    (tmp_path / "sweep.json").write_text(json.dumps(manifest))
+    c = collect(tmp_path)
+    assert [r.finished for r in c.runs] == [True, False]
+    assert c.runs[1].config is None and c.runs[1].arch is None and c.runs[1].setting("x") is None
+
+
+def test_differing_keys_compare_validated_configs(tmp_path):
+    # one run states the default mask strategy, the other leaves it out: not an axis
+    _fake_run(tmp_path / "a", 0.5, 0, 60.0)
+    _fake_run(tmp_path / "b", 0.9, 0, 50.0)
+    cfg = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    cfg["mask"]["strategy"] = "random"
+    (tmp_path / "a" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert collect(tmp_path).keys == ["mask.ratio"]

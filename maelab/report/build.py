@@ -1,0 +1,40 @@
+"""`build_report`: collect a run or sweep folder, build the sections, write the page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from maelab.report import claims
+from maelab.report.claims import Verdict
+from maelab.report.collect import collect
+from maelab.report.context import ReportContext
+from maelab.report.page import render_page, write_page
+from maelab.report.sections import build_sections
+from maelab.run_folder import REPORT_FILE
+
+FIGURE_DIR = "report_figures"  # inside the collected folder, beside the page
+DEFAULT_TITLE = "maelab report"
+
+
+@dataclass
+class Report:
+    path: Path
+    verdicts: list[Verdict]
+
+    def counts(self) -> dict[str, int]:
+        return claims.summarise(self.verdicts)
+
+
+def build_report(
+    folder: str | Path, out: str | Path | None = None, title: str | None = None
+) -> Report:
+    """Write the HTML report of a run or sweep folder (default FOLDER/report.html; figures also
+    saved under FOLDER/report_figures/); returns its path and the computed verdicts."""
+    c = collect(folder)
+    out = Path(out) if out else c.root / REPORT_FILE
+    fig_dir = c.root / FIGURE_DIR
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    sections, body = build_sections(ReportContext.of(c, fig_dir))
+    write_page(out, render_page(sections, title or DEFAULT_TITLE, c.root.name))
+    return Report(out, [v for sec in body for v in sec.verdicts])

@@ -1,0 +1,143 @@
+"""Sections about the runs themselves: overview, training curves, reconstructions and the
+frozen-feature probe table with its baselines."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from maelab.report import figures
+from maelab.report.collect import training_curve
+from maelab.report.context import ReportContext
+from maelab.report.page import Section, esc, fmt, img, table
+from maelab.report.slicing import short_label
+from maelab.run_folder import RunFolder
+
+TABLE_METRICS = [
+    ("linear_top1", "linear %"),
+    ("knn_top1", "k-NN %"),
+    ("effective_rank", "eff. rank"),
+    ("rankme", "RankMe"),
+    ("alignment", "alignment"),
+    ("uniformity", "uniformity"),
+    ("r2.global", "R2 global"),
+    ("r2.region", "R2 region"),
+    ("r2.cell", "R2 cell"),
+    ("r2.control", "R2 control"),
+]
+RECONSTRUCTION_LIMIT = 6  # settings shown; one seed each
+RECONSTRUCTION_PNG = "reconstruction.png"  # written by pretraining into the run's figures/
+
+
+def overview_section(ctx: ReportContext) -> Section:
+    c = ctx.collected
+    s = Section("overview", "Overview")
+    done = sum(r.finished for r in c.runs)
+    s.body.append(
+        f"<p>{'Sweep' if c.kind == 'sweep' else 'Run'} folder <code>{esc(c.root)}</code>: "
+        f"{len(c.runs)} run(s), {done} evaluated"
+        + (f"; axes: {', '.join(f'<code>{esc(k)}</code>' for k in c.keys)}" if c.keys else "")
+        + ".</p>"
+    )
+    # the first run that has written its config (a sweep point may not have started)
+    first = next((r for r in c.runs if r.config is not None), None)
+    get = first.setting if first else (lambda key: None)
+    facts = [
+        (
+            "data",
+            f"{get('data.name')} ({get('data.num_train')} train / {get('data.num_test')} test)",
+        ),
+        ("model", f"preset {get('model.preset')}"),
+        (
+            "training",
+            f"{get('train.epochs')} epochs, batch {get('train.batch_size')}, blr {get('train.blr')}",
+        ),
+        (
+            "mask",
+            f"{get('mask.strategy')}, ratio {get('mask.ratio')}, unit {get('mask.unit')}",
+        ),
+    ]
+    s.body.append(table(["", "first run"], [[esc(a), esc(b)] for a, b in facts]))
+    return s
+
+
+def training_section(ctx: ReportContext) -> Section:
+    c = ctx.collected
+    s = Section("training", "Training curves")
+    curves = {r.name: training_curve(r) for r in c.runs}
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
+        s.body.append("<p class='note'>No metrics.jsonl with training steps found.</p>")
+        return s
+    if len(curves) > 12:  # one seed per group keeps the plot readable
+        seen, keep = set(), {}
+        for r in c.runs:
+            key = json.dumps(r.values, sort_keys=True, default=str)
+            if key not in seen and r.name in curves:
+                seen.add(key)
+                keep[short_label(r.values) or r.name] = curves[r.name]
+        curves = keep
+    else:
+        curves = {
+            (short_label(r.values) + f" s{r.seed}") if r.values else r.name: curves[r.name]
+            for r in c.runs
+            if r.name in curves
+        }
+    s.body.append(
+        img(
+            figures.curves_figure(curves, ctx.fig_dir / "training_curves.png"),
+            "training loss per run (first seed of each setting when there are many)",
+        )
+    )
+    return s
+
+
+def reconstructions_section(ctx: ReportContext) -> Section:
+    s = Section("reconstructions", "Reconstructions")
+    shown, seen = 0, set()
+    for r in ctx.collected.runs:
+        png = RunFolder(r.path).figures / RECONSTRUCTION_PNG
+        key = json.dumps({k: v for k, v in r.values.items()}, sort_keys=True, default=str)
+        if png.is_file() and key not in seen and shown < RECONSTRUCTION_LIMIT:
+            seen.add(key)
+            shown += 1
+            s.body.append(
+                img(
+                    png,
+                    f"{short_label(r.values) or r.name} (seed {r.seed}): original | masked | reconstruction | reconstruction + visible",
+                )
+            )
+    if not shown:
+        s.body.append("<p class='note'>No reconstruction figures found.</p>")
+    return s
+
+
+def probes_section(ctx: ReportContext) -> Section:
+    c, groups = ctx.collected, ctx.groups
+    s = Section("probes", "Frozen-feature probes and baselines")
+    s.body.append(
+        "<p>Linear probe (BatchNorm + Linear) and weighted k-NN on frozen pooled features; "
+        "effective rank and RankMe of the pooled test features; alignment of two masked views "
+        "and uniformity of the masked view (Wang &amp; Isola); held-out ridge R2 of the synthetic "
+        "latents. Baselines: the same encoder at initialisation, and raw pixels. Mean ± std over "
+        "seeds.</p>"
+    )
+    metrics = [
+        m
+        for m in TABLE_METRICS
+        if any(m[0] in g.mean for g in groups) or any(m[0] in b for b in c.baselines.values())
+    ]
+    header = ["setting", "runs"] + [label for _, label in metrics]
+    rows = []
+    for g in groups:
+        rows.append(
+            [esc(short_label(g.values) or g.runs[0].name), str(g.n)]
+            + [fmt(g.mean.get(m, math.nan), g.std.get(m)) for m, _ in metrics]
+        )
+    for name, vals in c.baselines.items():
+        rows.append(
+            [f"<i>baseline: {esc(name.replace('_', ' '))}</i>", "–"]
+            + [fmt(vals.get(m, math.nan)) for m, _ in metrics]
+        )
+    s.body.append(table(header, rows))
+    return s

@@ -1,0 +1,22 @@
+"""The verdict summary: every prediction of every section in one table, with counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from maelab.report import claims
+from maelab.report.page import SUMMARY_ID, Section, verdict_table
+
+
+def verdicts_section(sections: Sequence[Section]) -> Section:
+    """The summary of the verdicts the other sections computed."""
+    allv = [v for sec in sections for v in sec.verdicts]
+    counts = claims.summarise(allv)
+    s = Section(SUMMARY_ID, "Predictions vs measurements")
+    s.body.append(
+        f"<p>{counts['agrees']} agree, {counts['disagrees']} disagree, {counts['not measured']} "
+        "not measured. Each verdict is computed from the numbers below (see each section); small "
+        "CPU budgets give small effects, so read the spread over seeds before the verdict.</p>"
+    )
+    s.body.append(verdict_table(allv))
+    return s
