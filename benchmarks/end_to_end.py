@@ -34,12 +34,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from maelab.bench import Timer, build
+from maelab.models import make_arch
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from train_throughput import Timer, build  # noqa: E402
-
-from maelab.models import make_arch  # noqa: E402
 
 # the allocator lever: keep freed memory in the heap instead of returning it to the kernel
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}

@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from train_throughput import Timer, _block_flops, build, matmul_peak, train_flops  # noqa: E402
-
-from maelab.masking import num_keep  # noqa: E402
-from maelab.models import MAEArch, make_arch  # noqa: E402
+from maelab.bench import Timer, block_flops, build, matmul_peak, train_flops
+from maelab.masking import num_keep
+from maelab.models import MAEArch, make_arch
 
 CATEGORIES = {
     "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
@@ -102,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         "mfu": flops / step_s / peak,
         "matmul_kernel_efficiency": linear_flops(arch, args.batch) / matmul_s / peak,
         "shares_of_profiled_time": shares,
-        "encoder_block_gflop_per_image": _block_flops(num_keep(arch.num_patches, 0.75) + 1, arch.embed_dim, arch.mlp_ratio) / 1e9,
+        "encoder_block_gflop_per_image": block_flops(num_keep(arch.num_patches, 0.75) + 1, arch.embed_dim, arch.mlp_ratio) / 1e9,
     }  # fmt: skip
     print(f"{args.preset}, batch {args.batch}, {result['threads']} threads: step {step_s:.3f} CPU s, "
           f"fp32 peak {peak / 1e9:.0f} GFLOP/s, MFU {result['mfu']:.1%}; the matmul kernels alone run "

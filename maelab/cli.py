@@ -330,16 +330,13 @@ def _run_analyze_probes(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ bench
-BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_throughput.py"
-
-
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="training throughput vs Hugging Face ViTMAE and a textbook timm MAE",
         description="Images/s, MFU (and peak memory with --memory) of full pretraining steps of "
         "maelab, Hugging Face ViTMAEForPreTraining and a textbook timm MAE with the same weights, "
-        "interleaved, medians of repeats. Quick defaults; benchmarks/train_throughput.py runs the "
-        "full set. Needs a source checkout (the benchmarks/ folder).")  # fmt: skip
+        "interleaved, medians of repeats. Quick defaults; `python -m maelab.bench` (or "
+        "benchmarks/train_throughput.py) runs the full set.")  # fmt: skip
     p.add_argument("--configs", default="tiny", help="comma-separated, of tiny, vit-b")
     p.add_argument("--impls", default="maelab,hf,timm-ref",
                    help="comma-separated, of maelab, hf, timm-ref, maelab-compiled")  # fmt: skip
@@ -354,15 +351,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    import importlib.util
+    from maelab.bench.throughput import main as bench_main
 
-    if not BENCH_SCRIPT.is_file():
-        raise MaelabError(f"maelab bench needs the source checkout: {BENCH_SCRIPT} not found")
-    sys.path.insert(0, str(BENCH_SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("train_throughput", BENCH_SCRIPT)
-    bench = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["train_throughput"] = bench  # dataclasses look their module up there
-    spec.loader.exec_module(bench)  # type: ignore[union-attr]
     argv = ["--configs", args.configs, "--impls", args.impls, "--batch", str(args.batch),
             "--steps", str(args.steps), "--repeats", str(args.repeats), "--warmup", str(args.warmup)]  # fmt: skip
     if args.threads:
@@ -372,7 +362,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.json:
         argv += ["--json", args.json]
     try:
-        bench.main(argv)
+        bench_main(argv)
     except (ValueError, RuntimeError) as exc:
         raise MaelabError(str(exc)) from None
     return 0

@@ -1,0 +1,472 @@
+"""The package's shape, read from its source with `ast`: imports run one way (no cycle among
+maelab's modules, no maelab import hidden inside a function), modules stay short, every
+third-party import is a declared dependency, and no module shadows the standard library.
+
+The checkers take any package folder, so each is also tested on a small fake package with
+known violations.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "maelab"
+PYPROJECT = ROOT / "pyproject.toml"
+
+MAX_LINES = 400
+# Modules allowed past MAX_LINES, each with the reason it stays one module:
+# {"maelab/x.py": "why"}. An entry for a module that is short again fails the test.
+LONG_MODULES: dict[str, str] = {}
+# Where a function may import maelab: the CLI's handlers import their subcommand's code
+# lazily so that `maelab --help` stays fast.
+LAZY_IMPORTS_ALLOWED = {"cli.py"}
+# import name -> distribution name, where they differ (the rest: the same, PEP 503-normalised)
+DISTRIBUTION_OF = {
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+    "PIL": "pillow",
+    "skimage": "scikit-image",
+    "cv2": "opencv-python",
+}
+
+
+# ---------------------------------------------------------------------------- reading imports
+@dataclass(frozen=True)
+class Import:
+    """One import statement's target, as seen from the importing module."""
+
+    importer: str  # dotted module name
+    path: Path
+    line: int
+    target: str  # dotted module name (internal) or top-level name (third-party)
+    internal: bool  # a module of the package itself
+    in_function: bool
+    guarded: bool  # may fail without breaking the module: in a function, try/except
+    # ImportError, or `if TYPE_CHECKING:`
+
+
+def modules_of(package: Path) -> dict[str, Path]:
+    """Dotted name -> file of every module of `package` (a package is its __init__.py)."""
+    out = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str:
+    """The longest prefix of `name` that is a module of the package."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in modules:
+            return ".".join(parts[:i])
+    return parts[0]
+
+
+def _catches_import_error(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        for n in names:
+            if isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError"):
+                return True
+    return False
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING"
+    )
+
+
+class _ImportVisitor(ast.NodeVisitor):
+    def __init__(self, module: str, path: Path, modules: dict[str, Path], root: str) -> None:
+        self.module, self.path, self.modules, self.root = module, path, modules, root
+        self.is_package = path.name == "__init__.py"
+        self.function_depth = 0
+        self.guard_depth = 0
+        self.found: list[Import] = []
+
+    def _add(self, node: ast.stmt, name: str, internal: bool) -> None:
+        target = _resolve(name, self.modules) if internal else name.split(".")[0]
+        in_function = self.function_depth > 0
+        guarded = in_function or self.guard_depth > 0
+        self.found.append(
+            Import(self.module, self.path, node.lineno, target, internal, in_function, guarded)
+        )
+
+    def _function(self, node: ast.AST) -> None:
+        self.function_depth += 1
+        self.generic_visit(node)
+        self.function_depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function
+
+    def visit_Try(self, node: ast.Try) -> None:
+        guard = _catches_import_error(node)
+        self.guard_depth += guard
+        for stmt in node.body:
+            self.visit(stmt)
+        self.guard_depth -= guard
+        for rest in (*node.handlers, *node.orelse, *node.finalbody):
+            self.visit(rest)
+
+    def visit_If(self, node: ast.If) -> None:
+        guard = _is_type_checking(node)
+        self.guard_depth += guard
+        for stmt in node.body:
+            self.visit(stmt)
+        self.guard_depth -= guard
+        for stmt in node.orelse:
+            self.visit(stmt)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            internal = alias.name.split(".")[0] == self.root
+            self._add(node, alias.name, internal)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level:  # relative: always inside the package
+            package = self.module if self.is_package else self.module.rpartition(".")[0]
+            base_parts = package.split(".")
+            base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+            base = ".".join(base_parts + ([node.module] if node.module else []))
+        else:
+            base = node.module or ""
+            if base.split(".")[0] != self.root:
+                self._add(node, base, internal=False)
+                return
+        for alias in node.names:
+            # `from pkg.x import y`: the module pkg.x.y when y is a submodule, else pkg.x
+            sub = f"{base}.{alias.name}"
+            self._add(node, sub if sub in self.modules else base, internal=True)
+
+
+def imports_of(package: Path) -> list[Import]:
+    """Every import statement in `package`, at module level and inside functions."""
+    modules = modules_of(package)
+    found: list[Import] = []
+    for module, path in modules.items():
+        visitor = _ImportVisitor(module, path, modules, package.name)
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        found += visitor.found
+    return list(dict.fromkeys(found))  # `from m import a, b` of one module: one import
+
+
+# ---------------------------------------------------------------------------- checkers
+def import_cycles(package: Path) -> list[list[Import]]:
+    """One cycle (as its chain of imports) per group of mutually importing modules."""
+    edges: dict[str, dict[str, Import]] = {m: {} for m in modules_of(package)}
+    for imp in imports_of(package):
+        if imp.internal and imp.target != imp.importer and imp.target in edges:
+            edges[imp.importer].setdefault(imp.target, imp)
+    cycles = []
+    for group in _strongly_connected(edges):
+        if len(group) > 1:
+            cycles.append(_cycle_in(min(group), group, edges))
+    return sorted(cycles, key=lambda c: c[0].importer)
+
+
+def _strongly_connected(edges: dict[str, dict[str, Import]]) -> list[set[str]]:
+    """Tarjan's algorithm, iterative (no recursion limit on long chains)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for start in sorted(edges):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                groups.append(group)
+    return groups
+
+
+def _cycle_in(start: str, group: set[str], edges: dict[str, dict[str, Import]]) -> list[Import]:
+    """The shortest chain of imports from `start` back to itself inside `group` (BFS)."""
+    previous: dict[str, Import] = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for target, imp in sorted(edges[node].items()):
+                if target not in group or target in previous:
+                    continue
+                previous[target] = imp
+                if target == start:
+                    chain = [imp]
+                    while chain[0].importer != start:
+                        chain.insert(0, previous[chain[0].importer])
+                    return chain
+                nxt.append(target)
+        frontier = nxt
+    raise AssertionError(f"no cycle through {start} in {sorted(group)}")
+
+
+def format_cycle(chain: list[Import], root: Path) -> str:
+    steps = [f"{i.importer} ({i.path.relative_to(root)}:{i.line})" for i in chain]
+    return " -> ".join([*steps, chain[0].importer])
+
+
+def function_level_imports(package: Path, allowed: set[str]) -> list[Import]:
+    """Imports of the package placed inside a function, outside the `allowed` files
+    (paths relative to the package folder)."""
+    return [
+        i
+        for i in imports_of(package)
+        if i.internal and i.in_function and i.path.relative_to(package).as_posix() not in allowed
+    ]
+
+
+def long_modules(package: Path, limit: int, allowed: dict[str, str]) -> dict[str, int]:
+    """Line counts of modules past `limit` lines that `allowed` (paths relative to the
+    package's parent) does not name."""
+    out = {}
+    for path in modules_of(package).values():
+        key = path.relative_to(package.parent).as_posix()
+        n = len(path.read_text(encoding="utf-8").splitlines())
+        if n > limit and key not in allowed:
+            out[key] = n
+    return out
+
+
+def normalise(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def declared(pyproject: Path) -> tuple[set[str], set[str]]:
+    """(required, optional) distribution names, normalised."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+
+    def names(reqs: list[str]) -> set[str]:
+        return {normalise(re.split(r"[\s\[<>=!~;@(]", r.strip(), maxsplit=1)[0]) for r in reqs}
+
+    optional = set()
+    for group in project.get("optional-dependencies", {}).values():
+        optional |= names(group)
+    return names(project.get("dependencies", [])), optional
+
+
+def undeclared_imports(package: Path, pyproject: Path) -> list[str]:
+    """Third-party imports without a declared distribution: a module-level import needs a
+    required dependency; a guarded one (in a function, try/except ImportError, TYPE_CHECKING)
+    may name an optional one."""
+    required, optional = declared(pyproject)
+    problems = []
+    for imp in imports_of(package):
+        name = imp.target
+        if imp.internal or name in sys.stdlib_module_names:
+            continue
+        dist = normalise(DISTRIBUTION_OF.get(name, name))
+        ok = dist in required or (imp.guarded and dist in optional)
+        if not ok:
+            where = f"{imp.path.relative_to(package.parent)}:{imp.line}"
+            need = "a dependency" if not imp.guarded else "a dependency or optional dependency"
+            problems.append(f"{where}: import {name} (distribution {dist}) is not {need}")
+    return problems
+
+
+def stdlib_named_modules(package: Path) -> list[str]:
+    """Modules and subpackages whose own name is a standard-library module's."""
+    out = []
+    for path in sorted(package.rglob("*.py")):
+        name = path.parent.name if path.name == "__init__.py" else path.stem
+        if not name.startswith("__") and name in sys.stdlib_module_names:
+            out.append(path.relative_to(package.parent).as_posix())
+    return out
+
+
+# ---------------------------------------------------------------------------- maelab
+def test_no_import_cycle() -> None:
+    cycles = import_cycles(PACKAGE)
+    if cycles:
+        pytest.fail(
+            "import cycles among maelab's modules:\n"
+            + "\n".join(format_cycle(c, ROOT) for c in cycles)
+        )
+
+
+def test_no_maelab_import_inside_a_function() -> None:
+    found = function_level_imports(PACKAGE, LAZY_IMPORTS_ALLOWED)
+    if found:
+        pytest.fail(
+            "maelab imported inside a function (a hidden cycle or an upward import):\n"
+            + "\n".join(f"{i.path.relative_to(ROOT)}:{i.line}: {i.target}" for i in found)
+        )
+
+
+def test_modules_stay_short() -> None:
+    long = long_modules(PACKAGE, MAX_LINES, LONG_MODULES)
+    if long:
+        pytest.fail(
+            f"modules over {MAX_LINES} lines (split them, or allow-list them with a reason):\n"
+            + "\n".join(f"{k}: {n} lines" for k, n in sorted(long.items()))
+        )
+    stale = set(LONG_MODULES) - set(long_modules(PACKAGE, MAX_LINES, {}))
+    assert not stale, f"allow-listed as long but not (or no longer there): {sorted(stale)}"
+
+
+def test_every_third_party_import_is_declared() -> None:
+    problems = undeclared_imports(PACKAGE, PYPROJECT)
+    if problems:
+        pytest.fail("undeclared imports (pyproject.toml):\n" + "\n".join(problems))
+
+
+def test_no_module_named_after_the_standard_library() -> None:
+    found = stdlib_named_modules(PACKAGE)
+    if found:
+        pytest.fail(f"modules named after a standard-library module: {found}")
+
+
+# ---------------------------------------------------------------------------- the checkers
+def _package(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / "fakepkg" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "fakepkg"
+
+
+def test_checker_finds_a_cycle_through_a_function_level_import(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "a.py": "from fakepkg.b import g\n",
+        "b.py": "import os\n\n\ndef g():\n    from fakepkg.sub import c\n    return c\n",
+        "sub/__init__.py": "",
+        "sub/c.py": "from .. import a\n",  # relative, two levels: fakepkg.a
+        "d.py": "import fakepkg.a\n",  # imports into the cycle, not part of it
+    })  # fmt: skip
+    cycles = import_cycles(pkg)
+    assert [format_cycle(c, tmp_path) for c in cycles] == [
+        "fakepkg.a (fakepkg/a.py:1) -> fakepkg.b (fakepkg/b.py:5) -> "
+        "fakepkg.sub.c (fakepkg/sub/c.py:1) -> fakepkg.a"
+    ]
+    found = function_level_imports(pkg, allowed=set())
+    assert [(i.importer, i.line, i.target) for i in found] == [("fakepkg.b", 5, "fakepkg.sub.c")]
+    assert function_level_imports(pkg, allowed={"b.py"}) == []
+
+
+def test_checker_resolves_submodules_packages_and_relative_imports(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "models/__init__.py": "from .mae import Model\nfrom . import presets\n",
+        "models/mae.py": "class Model: ...\n",
+        "models/presets.py": "from fakepkg.models.mae import Model\n",
+        "engine.py": "from fakepkg.models import Model, presets\nimport fakepkg.models.mae as m\n",
+    })  # fmt: skip
+    edges = {(i.importer, i.target) for i in imports_of(pkg) if i.internal}
+    assert edges == {
+        ("fakepkg.models", "fakepkg.models.mae"),
+        ("fakepkg.models", "fakepkg.models.presets"),
+        ("fakepkg.models.presets", "fakepkg.models.mae"),
+        ("fakepkg.engine", "fakepkg.models"),  # Model: a name of the package's __init__
+        ("fakepkg.engine", "fakepkg.models.presets"),  # a submodule
+        ("fakepkg.engine", "fakepkg.models.mae"),
+    }
+    assert import_cycles(pkg) == []  # a package importing its own modules is no cycle
+
+
+def test_checker_finds_a_two_module_cycle_and_a_package_init_cycle(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "x.py": "import fakepkg.y\n",
+        "y.py": "from fakepkg import x\n",
+        "p/__init__.py": "from fakepkg.p.q import f\n",
+        "p/q.py": "from fakepkg.r import h\n\ndef f(): ...\n",
+        "r.py": "from fakepkg.p import f as g\n\ndef h(): ...\n",
+    })  # fmt: skip
+    assert [format_cycle(c, tmp_path) for c in import_cycles(pkg)] == [
+        "fakepkg.p (fakepkg/p/__init__.py:1) -> fakepkg.p.q (fakepkg/p/q.py:1) -> "
+        "fakepkg.r (fakepkg/r.py:1) -> fakepkg.p",
+        "fakepkg.x (fakepkg/x.py:1) -> fakepkg.y (fakepkg/y.py:1) -> fakepkg.x",
+    ]
+
+
+def test_checker_line_limit_and_allow_list(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "long.py": "x = 1\n" * 11,
+        "edge.py": "x = 1\n" * 10,
+        "sub/__init__.py": "x = 1\n" * 12,
+    })  # fmt: skip
+    assert long_modules(pkg, 10, {}) == {"fakepkg/long.py": 11, "fakepkg/sub/__init__.py": 12}
+    assert long_modules(pkg, 10, {"fakepkg/long.py": "a reason"}) == {"fakepkg/sub/__init__.py": 12}
+
+
+def test_checker_third_party_declarations(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "a.py": (
+            "import json\nimport yaml\nimport numpy as np\nfrom sklearn.linear_model import Ridge\n"
+            "from PIL import Image\nimport rich.console\nfrom . import b\nimport fakepkg.b\n"
+            "try:\n    import transformers\nexcept ImportError:\n    transformers = None\n"
+        ),
+        "b.py": "def f():\n    import transformers\n    import tqdm\n",
+        "c.py": "import transformers\n",  # optional, but needed at import time
+        "d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import transformers\n",
+    })  # fmt: skip
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "fakepkg"\ndependencies = ["PyYAML>=6", "numpy", '
+        '"scikit_learn ; python_version >= \'3.10\'", "Pillow[webp]>=10"]\n'
+        '[project.optional-dependencies]\ntest = ["transformers>=4"]\n'
+    )
+    problems = undeclared_imports(pkg, pyproject)
+    assert [p.split(":")[0:2] for p in problems] == [
+        ["fakepkg/a.py", "6"],  # rich
+        ["fakepkg/b.py", "3"],  # tqdm, even lazily
+        ["fakepkg/c.py", "1"],  # transformers at module level
+    ]
+    assert "distribution rich" in problems[0]
+
+
+def test_checker_stdlib_names(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "__main__.py": "",
+        "engine/__init__.py": "",
+        "engine/logging.py": "",
+        "engine/loop.py": "",
+        "statistics/__init__.py": "",
+    })  # fmt: skip
+    assert stdlib_named_modules(pkg) == [
+        "fakepkg/engine/logging.py",
+        "fakepkg/statistics/__init__.py",
+    ]
