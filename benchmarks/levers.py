@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.child_step:
         torch.set_num_threads(args.child_step)
         if os.environ.get(KEEP_FREED):
-            from maelab.engine.pretrain import keep_freed_memory
+            from maelab.engine.device import keep_freed_memory
 
             keep_freed_memory()
         step = train_step("tiny", 128)
