@@ -37,9 +37,10 @@ from maelab.engine.checkpoint import atomic_save, find_resume_checkpoint, load_c
 from maelab.engine.logging import MetricsLog
 from maelab.engine.schedule import lr_at, scaled_lr
 from maelab.errors import CheckpointError, ConfigError, MaelabError
-from maelab.evaluation.checkpoints import load_pretrained, run_dir_of
+from maelab.evaluation.checkpoints import load_pretrained
 from maelab.evaluation.knn import topk_accuracy
 from maelab.models.interop import to_timm_vit
+from maelab.run_folder import RunFolder
 
 NO_WEIGHT_DECAY = ("cls_token", "pos_embed", "dist_token")
 
@@ -205,7 +206,8 @@ def finetune(
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out_dir = Path(run_cfg.run_dir) if run_cfg.run_dir else run_dir_of(ckpt) / "finetune"
+    default_dir = RunFolder.of_checkpoint(ckpt).root / "finetune"
+    out_dir = Path(run_cfg.run_dir) if run_cfg.run_dir else default_dir
     ckpt_dir = out_dir / "checkpoints"
     splits = build_splits(run_cfg.data)
     mae, _ = load_pretrained(ckpt)

@@ -137,7 +137,8 @@ def reconstruct_checkpoint(
     """
     from maelab.data import build_splits
     from maelab.engine.pretrain import check_mask_config, resolve_device
-    from maelab.evaluation.checkpoints import load_pretrained, run_dir_of
+    from maelab.evaluation.checkpoints import load_pretrained
+    from maelab.run_folder import RunFolder
 
     device = device if device is not None else resolve_device(cfg.train.device)
 
@@ -152,7 +153,7 @@ def reconstruct_checkpoint(
     m = cfg.mask
     if out is None:
         name = f"reconstruction_{m.strategy}_{m.ratio:g}_seed{seed}.png"
-        out = run_dir_of(ckpt) / "figures" / name
+        out = RunFolder.of_checkpoint(ckpt).figures / name
     return reconstruction_figure(
         model.to(device), split, out, num_images, m.ratio, m.strategy, m.unit, seed, device
     )

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from maelab.engine.logging import read_metrics
-from maelab.experiments.evaluate import RESULTS_FILE
-from maelab.experiments.sweep import BASELINE_DIR, MANIFEST_FILE, get_dotted
+from maelab.experiments.plan import get_dotted
+from maelab.run_folder import BASELINE_DIR, MANIFEST_FILE, RESULTS_FILE
 
 
 @dataclass

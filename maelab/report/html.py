@@ -500,7 +500,7 @@ def _decoder_width(cfg: dict[str, Any]) -> int:
 
 
 def _probe_records(c: Collected) -> dict[str, dict[str, Any]]:
-    from maelab.analysis.theory import read_probe_results
+    from maelab.probes.results import read_probe_results
 
     found = read_probe_results(c.root / "probes")
     for r in c.runs:
