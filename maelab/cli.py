@@ -130,10 +130,10 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_probe(args: argparse.Namespace) -> int:
-    from maelab.evaluation.probe import probe_run_config, run_probe
+    from maelab.evaluation.frozen import evaluate_frozen, frozen_run_config
 
-    cfg = probe_run_config(_stored_config(args.ckpt), [config_path(c) for c in args.config], args.overrides)
-    rep = run_probe(args.ckpt, cfg, quiet=args.quiet)
+    cfg = frozen_run_config(_stored_config(args.ckpt), [config_path(c) for c in args.config], args.overrides)
+    rep = evaluate_frozen(args.ckpt, cfg, quiet=args.quiet)
     print(f"probe of {args.ckpt} on {cfg.data.name} ({cfg.probe.pool} features, "
           f"k-NN k={cfg.probe.k} t={cfg.probe.t:g}, top-1/top-5 in %):")
     print(rep.table)
@@ -208,13 +208,15 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from maelab.experiments.sweep import load_sweep, run_status, run_sweep
+    from maelab.experiments.plan import load_sweep
+    from maelab.experiments.sweep import run_sweep
+    from maelab.run_folder import RunFolder
 
     overrides = list(args.overrides) + ([f"sweep.workers={args.workers}"] if args.workers else [])
     plan = load_sweep([config_path(c) for c in args.config], overrides, args.grid, args.seeds, args.out)
     if args.dry_run:
         for pt in plan.points:
-            print(f"{run_status(plan.dir / pt.name):8s} {plan.dir / pt.name}")
+            print(f"{RunFolder(plan.dir / pt.name).status():8s} {plan.dir / pt.name}")
         return 0
     res = run_sweep(plan, quiet=args.quiet)
     print(f"sweep {res.dir}: {len(res.ran)} run, {len(res.skipped)} already done, "
@@ -301,7 +303,7 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_analyze_collapse(args: argparse.Namespace) -> int:
-    from maelab.analysis.collapse import write_collapse_analysis
+    from maelab.evaluation.collapse import write_collapse_analysis
 
     if args.label and len(args.label) != len(args.ckpt):
         raise ConfigError(f"give one --label per --ckpt ({len(args.ckpt)} checkpoints, {len(args.label)} labels)")
@@ -316,10 +318,10 @@ def _run_analyze_collapse(args: argparse.Namespace) -> int:
 
 
 def _run_analyze_probes(args: argparse.Namespace) -> int:
-    from maelab.analysis.theory import probe_checkpoint
-    from maelab.evaluation.checkpoints import run_dir_of
+    from maelab.probes.runner import probe_checkpoint
+    from maelab.run_folder import RunFolder
 
-    out = Path(args.out) if args.out else run_dir_of(args.ckpt) / "probes"
+    out = Path(args.out) if args.out else RunFolder.of_checkpoint(args.ckpt).probes
     try:
         records = probe_checkpoint(args.ckpt, out, args.probe)
     except ValueError as exc:

@@ -1,4 +1,5 @@
-"""Representation metrics: spectrum, effective rank, RankMe, alignment, uniformity, CKA.
+"""Representation metrics: spectrum, effective rank, RankMe, alignment, uniformity, CKA, and
+the collapse numbers of one encoder built from them (`collapse_stats`).
 
 Pure functions on tensors. Each takes features as a 2-D ``(N, d)`` tensor (N samples
 or tokens, d dimensions) unless stated otherwise. The float-valued metrics detach and
@@ -8,13 +9,17 @@ compute in float64; ``uniformity_loss`` is the one differentiable training term.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "CollapseStats",
     "alignment",
+    "collapse_stats",
     "covariance_spectrum",
     "effective_rank",
     "linear_cka",
@@ -209,3 +214,57 @@ def relative_update(before: Tensor, after: Tensor) -> float:
     if not torch.isfinite(ratio).all():
         raise ValueError("before or after contains NaN or infinite values")
     return ratio.mean().item()
+
+
+@dataclass
+class CollapseStats:
+    """Collapse numbers of one encoder (or of raw pixels) on one set of images
+    (dimensional collapse: Zhang, Wang, Wang 2022)."""
+
+    label: str
+    dim: int  # feature width
+    num_images: int
+    effective_rank: float
+    rankme: float
+    alignment: float  # of two masked views; nan when no views were given
+    uniformity: float  # of the first masked view (or of the full-image features without views)
+    spectrum: list[float] = field(default_factory=list)  # covariance eigenvalues, descending
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rank_fraction(self) -> float:
+        """Effective rank as a share of the feature width (1 = no collapse)."""
+        return self.effective_rank / self.dim
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CollapseStats:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def collapse_stats(
+    features: Tensor,
+    view1: Tensor | None = None,
+    view2: Tensor | None = None,
+    label: str = "model",
+    settings: dict[str, Any] | None = None,
+) -> CollapseStats:
+    """Collapse numbers from full-image features (N, d) and optional paired masked views (M, d).
+
+    Uniformity is measured on the masked view (where U-MAE's term acts) when one is given.
+    """
+    spec = covariance_spectrum(features)
+    has_views = view1 is not None and view2 is not None
+    return CollapseStats(
+        label=label,
+        dim=int(features.shape[1]),
+        num_images=int(features.shape[0]),
+        effective_rank=effective_rank(features),
+        rankme=rankme(features),
+        alignment=alignment(view1, view2) if has_views else math.nan,
+        uniformity=uniformity(view1 if has_views else features),
+        spectrum=[float(v) for v in spec],
+        settings=dict(settings or {}),
+    )

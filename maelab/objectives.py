@@ -17,6 +17,7 @@ from maelab.config import ObjectiveConfig
 from maelab.engine.distributed import all_gather_with_grad
 from maelab.metrics import uniformity_loss
 from maelab.models.mae import MaskedAutoencoder
+from maelab.models.pooling import pool_tokens
 
 
 @dataclass
@@ -37,11 +38,6 @@ def register_objective(name: str) -> Callable[[Objective], Objective]:
         return fn
 
     return wrap
-
-
-def pooled_feature(latent: torch.Tensor, kind: str) -> torch.Tensor:
-    """cls token or mean of the visible tokens of an encoder output (N, 1 + K, D)."""
-    return latent[:, 0] if kind == "cls" else latent[:, 1:].mean(dim=1)
 
 
 @register_objective("mae")
@@ -72,7 +68,7 @@ def umae_objective(
     latent, mask, ids_restore = model.forward_encoder(imgs, mask_ratio, noise)
     pred = model.forward_decoder(latent, ids_restore)
     mae = model.forward_loss(imgs, pred, mask)
-    z = all_gather_with_grad(pooled_feature(latent, cfg.umae_feature))
+    z = all_gather_with_grad(pool_tokens(latent, cfg.umae_feature))
     uni = uniformity_loss(z.float())
     loss = mae + cfg.umae_lambda * uni
     return ObjectiveOutput(loss, pred, mask, {"mae": mae.detach(), "uniformity": uni.detach()})

@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 
 from maelab.metrics import (
     alignment,
+    collapse_stats,
     covariance_spectrum,
     effective_rank,
     linear_cka,
@@ -289,3 +290,31 @@ def test_uniformity_blocks_match_pdist_for_many_rows() -> None:
     zn = z.numpy() / np.maximum(np.linalg.norm(z.numpy(), axis=1, keepdims=True), 1e-12)
     sq = pdist(zn, "sqeuclidean")
     assert uniformity(z) == pytest.approx(float(logsumexp(-2 * sq) - np.log(sq.size)), rel=1e-10)
+
+
+# ---------------------------------------------------------------- collapse_stats
+def test_collapse_stats_match_the_metrics():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(200, 16, generator=g) @ torch.diag(torch.linspace(0.1, 3, 16))
+    v1, v2 = (
+        z + 0.1 * torch.randn(200, 16, generator=g),
+        z + 0.1 * torch.randn(200, 16, generator=g),
+    )
+    s = collapse_stats(z, v1, v2, label="x")
+    assert s.dim == 16 and s.num_images == 200
+    assert s.effective_rank == pytest.approx(effective_rank(z))
+    assert s.rankme == pytest.approx(rankme(z))
+    assert s.alignment == pytest.approx(alignment(v1, v2))
+    assert s.uniformity == pytest.approx(uniformity(v1))
+    assert s.spectrum == pytest.approx(covariance_spectrum(z).tolist())
+    assert s.rank_fraction == pytest.approx(s.effective_rank / 16)
+    without = collapse_stats(z)
+    assert math.isnan(without.alignment) and without.uniformity == pytest.approx(uniformity(z))
+    assert type(s).from_dict(s.to_dict()) == s
+
+
+def test_rank_one_features_collapse_to_rank_one():
+    g = torch.Generator().manual_seed(1)
+    s = collapse_stats(torch.randn(100, 1, generator=g) @ torch.randn(1, 8, generator=g))
+    assert s.effective_rank == pytest.approx(1.0, abs=1e-6)
+    assert sum(v > 1e-9 * s.spectrum[0] for v in s.spectrum) == 1

@@ -1,1 +1,2 @@
-"""Evaluation of pretrained encoders: features, linear probe, k-NN, fine-tuning, reconstructions."""
+"""Evaluation of pretrained encoders: frozen features (linear probe, k-NN vs the random / pixel
+baselines), collapse, fine-tuning, reconstructions."""

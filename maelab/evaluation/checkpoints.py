@@ -106,12 +106,6 @@ def arch_from_state(state: dict[str, Any], path: Path) -> MAEArch:
     return arch
 
 
-def run_dir_of(ckpt: str | Path) -> Path:
-    """The run folder of a checkpoint: RUN for RUN/checkpoints/x.pt, else the file's folder."""
-    p = Path(ckpt).resolve()
-    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
-
-
 def checkpoint_fingerprint(path: str | Path) -> dict[str, Any]:
     """What identifies a checkpoint file's content cheaply: resolved path, size and mtime."""
     p = Path(path).resolve()

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -24,8 +24,8 @@ from maelab.data.base import Split
 from maelab.data.loader import eval_batches
 from maelab.engine.checkpoint import atomic_save
 from maelab.models.mae import MaskedAutoencoder
+from maelab.models.pooling import Pool, pool_tokens
 
-Pool = Literal["cls", "mean"]
 FEATURES_VERSION = 1  # bump when extraction changes, so old caches are not reused
 
 
@@ -38,15 +38,6 @@ class Features:
 
     def __len__(self) -> int:
         return self.x.shape[0]
-
-
-def pool_tokens(tokens: torch.Tensor, pool: Pool) -> torch.Tensor:
-    """(N, 1 + L, D) normed encoder tokens -> (N, D): the cls token or the mean patch token."""
-    if pool == "cls":
-        return tokens[:, 0]
-    if pool == "mean":
-        return tokens[:, 1:].mean(dim=1)
-    raise ValueError(f"unknown pooling '{pool}' (valid: cls, mean)")
 
 
 def _progress(split: Split, batch_size: int, desc: str, quiet: bool) -> tqdm:

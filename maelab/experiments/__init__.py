@@ -1,1 +1,1 @@
-"""Experiments: sweeps over config fields, the standard per-run evaluations, the demo study."""
+"""Experiments: sweep plans and their execution, the standard per-run evaluations, the demo."""

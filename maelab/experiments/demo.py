@@ -13,10 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maelab.config import Strict, build_config, deep_merge, parse_overrides, read_yaml
+from pydantic import ConfigDict, field_validator
+
+from maelab.config import Strict, load_config
 from maelab.errors import ConfigError
-from maelab.experiments.sweep import SweepPlan, SweepResult, load_sweep, run_sweep
-from maelab.report import Report
+from maelab.experiments.plan import SweepPlan, load_sweep
+from maelab.experiments.sweep import SweepResult, run_sweep
+from maelab.probes.runner import probe_checkpoint
+from maelab.report import Report, build_report
+from maelab.run_folder import RunFolder
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
 
@@ -30,6 +35,20 @@ class DemoSettings(Strict):
     report: str = "report.html"  # file name inside the sweep folder
 
 
+class DemoFile(Strict):
+    """The demo YAML as merged from files and overrides: its `demo:` section, validated, and
+    the sweep's keys (validated by `load_sweep`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    demo: DemoSettings = DemoSettings()
+
+    @field_validator("demo", mode="before")
+    @classmethod
+    def _empty_section(cls, v: Any) -> Any:
+        return {} if v is None else v  # `demo:` with nothing under it
+
+
 @dataclass
 class DemoResult:
     dir: Path
@@ -40,11 +59,8 @@ class DemoResult:
 
 
 def demo_settings(files: list[str], overrides: list[str]) -> DemoSettings:
-    tree: dict[str, Any] = {}
-    for f in files:
-        tree = deep_merge(tree, read_yaml(f))
-    tree = deep_merge(tree, parse_overrides(overrides))
-    return build_config(tree.get("demo", {}) or {}, DemoSettings)
+    """The `demo:` section of the merged YAML files and `key=value` overrides."""
+    return load_config(files, overrides, DemoFile).demo
 
 
 def plan_demo(
@@ -84,9 +100,6 @@ def run_demo(
     quiet: bool = False,
 ) -> DemoResult:
     """Sweep (resumable), probes of one run, then the HTML report."""
-    from maelab.analysis.theory import probe_checkpoint
-    from maelab.report import build_report
-
     t0 = time.time()
     plan, settings = plan_demo(config, overrides, quick, out)
     run_dir = probe_run_dir(plan, settings.probe_point)
@@ -99,10 +112,11 @@ def run_demo(
         raise ConfigError(f"{len(result.failed)} demo run(s) failed, e.g. {first[0]}: {first[1]}")
 
     t1 = time.time()
-    probes_dir = plan.dir / "probes"
     if settings.probes:
         say(f"demo: theory probes ({', '.join(settings.probes)}) on {run_dir.name}")
-        probe_checkpoint(run_dir / "checkpoints" / "last.pt", probes_dir, settings.probes)
+        probe_checkpoint(
+            RunFolder(run_dir).last_checkpoint, RunFolder(plan.dir).probes, settings.probes
+        )
     stages["probes"] = time.time() - t1
 
     t2 = time.time()

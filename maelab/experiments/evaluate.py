@@ -8,29 +8,33 @@ initialised encoder of the same architecture and the raw pixels.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import torch
-
-from maelab.analysis.collapse import collapse_stats, encoder_views
-from maelab.config import Config, DataConfig, Strict
+from maelab.config import Config, Strict
 from maelab.data.base import ImageSet, Splits
+from maelab.engine.build import build_model_for
+from maelab.engine.metrics_log import read_metrics
+from maelab.evaluation.baselines import random_encoder
+from maelab.evaluation.checkpoints import load_pretrained
+from maelab.evaluation.collapse import encoder_views
 from maelab.evaluation.features import Features, encoder_features, pixel_features
 from maelab.evaluation.knn import knn_accuracy
 from maelab.evaluation.linear_probe import LinearProbeConfig, linear_probe
+from maelab.evaluation.splits import cached_splits
+from maelab.metrics import collapse_stats
 from maelab.models.mae import MaskedAutoencoder
-
-RESULTS_FILE = "results.json"
+from maelab.models.pooling import Pool
+from maelab.probes.identifiability import identifiability, pixel_identifiability
+from maelab.run_folder import RunFolder, write_json_atomic
 
 
 class EvalConfig(Strict):
     """Which evaluations a sweep runs after each pretraining run, and their budgets."""
 
-    pool: Literal["cls", "mean"] = "cls"
+    pool: Pool = "cls"
     linear_probe: LinearProbeConfig = LinearProbeConfig(epochs=30, warmup_epochs=3)
     knn_k: int = 20
     knn_t: float = 0.07
@@ -39,21 +43,6 @@ class EvalConfig(Strict):
     identifiability: bool = True  # synthetic data only
     id_max_images: int = 1024
     id_kernel: bool = False  # RBF kernel ridge as well as ridge (slower)
-
-
-_SPLITS: dict[str, Splits] = {}
-
-
-def cached_splits(data_cfg: DataConfig) -> Splits:
-    """`build_splits`, remembered for the last data config: a sweep in one process evaluates
-    many runs of the same data, and generating it costs more than evaluating a small model."""
-    from maelab.data import build_splits
-
-    key = data_cfg.model_dump_json()
-    if key not in _SPLITS:
-        _SPLITS.clear()
-        _SPLITS[key] = build_splits(data_cfg)
-    return _SPLITS[key]
 
 
 def _cap(x: Features, n: int | None) -> Features:
@@ -80,8 +69,6 @@ def identifiability_metrics(
     train, test = splits.train, splits.test
     if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
         return {}
-    from maelab.probes.identifiability import identifiability, pixel_identifiability
-
     kw = dict(fit_images=train, max_images=cfg.id_max_images, kernel=cfg.id_kernel, seed=seed)
     if model is None:
         res = pixel_identifiability(test, patch_size, label="pixels", **kw)
@@ -104,14 +91,7 @@ def evaluate_model(
     test = encoder_features(model, splits.test, pool=pool)
     metrics = probe_metrics(train, test, splits.train.num_classes, eval_cfg)
     full, v1, v2 = encoder_views(
-        model,
-        splits.test,
-        eval_cfg.view_images,
-        pool,
-        cfg.mask.ratio,
-        cfg.mask.strategy,
-        cfg.mask.unit,
-        seed=cfg.train.seed,
+        model, splits.test, cfg.mask, eval_cfg.view_images, pool, seed=cfg.train.seed
     )
     stats = collapse_stats(full, v1, v2)
     metrics.update(
@@ -149,28 +129,25 @@ def evaluate_pixels(
 
 def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dict[str, Any]:
     """Evaluate `RUN/checkpoints/last.pt` and write `RUN/results.json`; returns its content."""
-    from maelab.engine.metrics_log import read_metrics
-    from maelab.evaluation.checkpoints import load_pretrained
-
     eval_cfg = eval_cfg or EvalConfig()
-    run_dir = Path(run_dir)
+    folder = RunFolder(run_dir)
     t0 = time.time()
-    model, cfg = load_pretrained(run_dir / "checkpoints" / "last.pt")
+    model, cfg = load_pretrained(folder.last_checkpoint)
     splits = cached_splits(cfg.data)
     metrics, spectrum = evaluate_model(model, cfg, splits, eval_cfg)
-    epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
+    epochs = [r for r in read_metrics(folder.metrics) if r.get("kind") == "epoch"]
     if epochs:
         metrics["final_loss"] = float(epochs[-1]["loss"])
         metrics["train_seconds"] = float(epochs[-1].get("seconds", math.nan))
         metrics["steps"] = float(epochs[-1]["step"])
     results = {
-        "run": run_dir.name,
+        "run": folder.root.name,
         "metrics": metrics,
         "spectrum": spectrum,
         "eval": eval_cfg.model_dump(mode="json"),
         "eval_seconds": time.time() - t0,
     }
-    write_json(run_dir / RESULTS_FILE, results)
+    write_json_atomic(folder.results, results)
     return results
 
 
@@ -179,9 +156,6 @@ def evaluate_baselines(
 ) -> dict[str, dict[str, Any]]:
     """Random-init encoder (built as pretraining with `cfg` would start) and raw pixels, scored
     like a run; metrics and spectra are written to `out_dir/results.json`."""
-    from maelab.engine.build import build_model_for
-    from maelab.evaluation.baselines import random_encoder
-
     eval_cfg = eval_cfg or EvalConfig()
     splits = cached_splits(cfg.data)
     model = random_encoder(build_model_for(cfg, splits).arch, cfg.train.seed)
@@ -193,21 +167,5 @@ def evaluate_baselines(
         "spectra": {"random_init": rand_spec, "pixels": pix_spec},
         "eval": eval_cfg.model_dump(mode="json"),
     }
-    write_json(Path(out_dir) / RESULTS_FILE, record)
+    write_json_atomic(RunFolder(out_dir).results, record)
     return out
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON through a temp file, so a crash never leaves half a results file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    tmp.replace(path)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot store {type(o).__name__} in JSON")

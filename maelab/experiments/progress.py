@@ -1,4 +1,4 @@
-"""Progress display of a sweep: overall steps with ETA, plus one bar per run in flight.
+"""Progress display of a sweep: overall steps with ETA, plus one bar per run in flight (tqdm).
 
 Runs may train in other processes, so progress is read from each run's `metrics.jsonl` (its last
 logged step) by a polling thread rather than reported by the training loop.
@@ -11,20 +11,28 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from tqdm import tqdm
+
+from maelab.run_folder import RunFolder
 
 # Evaluation after training costs about as much as this many training steps; it keeps the
 # overall ETA from jumping when a run's probes start.
 EVAL_STEPS = 60
+NAME_WIDTH = 48
+
+
+def _bar(desc: str, total: int | None, position: int) -> tqdm:
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="step",
+        position=position,
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+        bar_format="{desc} {bar} {n_fmt}/{total_fmt} steps {elapsed} ETA {remaining}",
+    )
 
 
 class SweepProgress:
@@ -34,25 +42,12 @@ class SweepProgress:
         self, jobs: list[tuple[str, int | None]], already_done: int, disabled: bool = False
     ) -> None:
         self.disabled = disabled
-        self.console = Console(file=sys.stderr)
         self.totals = {name: (total or 0) + EVAL_STEPS for name, total in jobs}
         self.num_jobs = len(jobs)
         self.already_done = already_done
         self.finished = 0
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=self.console,
-            disable=disabled,
-            refresh_per_second=2,
-        )
-        self.overall: TaskID | None = None
-        self.active: dict[str, tuple[TaskID, Path]] = {}
+        self.overall: tqdm | None = None
+        self.active: dict[str, tuple[tqdm, Path]] = {}
         self.done_steps = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -65,10 +60,7 @@ class SweepProgress:
     def __enter__(self) -> SweepProgress:
         if self.disabled:
             return self
-        self.progress.start()
-        self.overall = self.progress.add_task(
-            self._label(), total=sum(self.totals.values()) or None
-        )
+        self.overall = _bar(self._label(), sum(self.totals.values()) or None, 0)
         self._thread.start()
         return self
 
@@ -77,46 +69,52 @@ class SweepProgress:
             return
         self._stop.set()
         self._thread.join(timeout=5)
-        self.progress.stop()
+        with self._lock:
+            for bar, _ in self.active.values():
+                bar.close()
+            self.active.clear()
+            if self.overall is not None:
+                self.overall.close()
 
     def start(self, name: str, run_dir: Path) -> None:
         if self.disabled:
             return
         with self._lock:
-            short = name if len(name) <= 48 else name[:45] + "..."
-            task = self.progress.add_task(f"  {short}", total=self.totals.get(name) or None)
-            self.active[name] = (task, run_dir)
+            short = name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 3] + "..."
+            taken = {bar.pos for bar, _ in self.active.values()}
+            line = next(i for i in range(1, len(taken) + 2) if i not in taken and -i not in taken)
+            bar = _bar(f"  {short}", self.totals.get(name) or None, line)
+            self.active[name] = (bar, run_dir)
 
     def finish(self, name: str, ok: bool) -> None:
         if self.disabled:
             return
         with self._lock:
-            task, _ = self.active.pop(name, (None, None))
-            if task is not None:
-                self.progress.remove_task(task)
+            bar, _ = self.active.pop(name, (None, None))
+            if bar is not None:
+                bar.close()
             self.finished += 1
             self.done_steps += self.totals.get(name, 0)
             self._refresh_overall()
 
     def log(self, message: str) -> None:
-        """A line above the bars (or plain when the display is off)."""
+        """A line above the bars (or nothing when the display is off)."""
         if self.disabled:
             return
-        self.console.print(message, highlight=False, markup=False, soft_wrap=True)
+        tqdm.write(message, file=sys.stderr)
 
     def _refresh_overall(self) -> None:
         if self.overall is None:
             return
-        from maelab.experiments.sweep import latest_step
-
         running = 0
-        for name, (task, run_dir) in self.active.items():
-            step = min(latest_step(run_dir), self.totals.get(name, 0) - EVAL_STEPS)
+        for name, (bar, run_dir) in self.active.items():
+            step = min(RunFolder(run_dir).latest_step(), self.totals.get(name, 0) - EVAL_STEPS)
             running += max(step, 0)
-            self.progress.update(task, completed=step)
-        self.progress.update(
-            self.overall, completed=self.done_steps + running, description=self._label()
-        )
+            bar.n = max(step, 0)
+            bar.refresh()
+        self.overall.n = self.done_steps + running
+        self.overall.set_description(self._label(), refresh=False)
+        self.overall.refresh()
 
     def _poll(self) -> None:
         while not self._stop.wait(1.0):
@@ -127,16 +125,25 @@ class SweepProgress:
                     pass
 
 
-def print_table(rows: list[dict[str, Any]], columns: list[str], title: str = "") -> None:
-    """A small rich table on stdout (used by the CLI for sweep and study summaries)."""
-    from rich.table import Table
+def format_table(rows: list[dict[str, Any]], columns: list[str], title: str = "") -> str:
+    """A plain-text table: names left-aligned, numbers right-aligned, a rule under the header."""
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
 
-    table = Table(title=title or None)
-    for c in columns:
-        table.add_column(c, justify="left" if c in ("run", "name") else "right")
-    for r in rows:
-        table.add_row(*[_cell(r.get(c)) for c in columns])
-    Console().print(table)
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            v.ljust(w) if c in ("run", "name") else v.rjust(w)
+            for v, w, c in zip(values, widths, columns, strict=True)
+        ).rstrip()
+
+    out = [title] if title else []
+    out += [line(list(columns)), "-" * len(line(list(columns))), *(line(row) for row in cells)]
+    return "\n".join(out)
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str], title: str = "") -> None:
+    """`format_table` on stdout (used by the CLI for sweep and study summaries)."""
+    print(format_table(rows, columns, title))
 
 
 def _cell(v: Any) -> str:

@@ -128,11 +128,7 @@ class MaskedAutoencoder(nn.Module):
     # ---------------------------------------------------------------- patches
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) -> (N, L, p*p*C), raster patch order, (row, col, channel) inside a patch."""
-        p, c = self.patch_size, self.in_chans
-        n, _, h, w = imgs.shape
-        x = imgs.reshape(n, c, h // p, p, w // p, p)
-        x = torch.einsum("nchpwq->nhwpqc", x)
-        return x.reshape(n, (h // p) * (w // p), p * p * c)
+        return patchify(imgs, self.patch_size)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """(N, L, p*p*C) -> (N, C, H, W)."""
@@ -218,3 +214,15 @@ class MaskedAutoencoder(nn.Module):
 
     def arch_dict(self) -> dict[str, object]:
         return asdict(self.arch)
+
+
+def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, L, p*p*C) for any patch size p: raster patch order, (row, col,
+    channel) inside a patch. The model's layout; the probes use it at other patch sizes."""
+    n, c, h, w = imgs.shape
+    p = patch_size
+    if h % p or w % p:
+        raise ValueError(f"patch size {p} does not divide the image ({h}x{w})")
+    x = imgs.reshape(n, c, h // p, p, w // p, p)
+    x = torch.einsum("nchpwq->nhwpqc", x)
+    return x.reshape(n, (h // p) * (w // p), p * p * c)

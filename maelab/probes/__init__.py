@@ -55,8 +55,12 @@ Result fields (all plain floats, ints, lists and dicts, ready for JSON via
 
 Use the registry to run any probe by name::
 
-    from maelab.probes import PROBES, run_probe
-    result = run_probe("stability", model, splits.test, figure_path="figures/q3.png")
+    from maelab.probes import PROBES, run_theory_probe
+    result = run_theory_probe("stability", model, splits.test, figure_path="figures/q3.png")
+
+``maelab.probes.runner.probe_checkpoint`` runs them on a checkpoint and writes one JSON + PNG
+each; ``maelab.probes.results.read_probe_results`` reads such a folder back. (The frozen-feature
+linear probe and k-NN of ``maelab probe`` live in ``maelab.evaluation.frozen``.)
 """
 
 from __future__ import annotations
@@ -112,8 +116,10 @@ def get_probe(name: str) -> Probe:
     return PROBES[name]
 
 
-def run_probe(name: str, *args: Any, figure_path: str | Path | None = None, **options: Any) -> Any:
-    """Run a registered probe (``args``: ``model, images`` or ``rows``) and, with
+def run_theory_probe(
+    name: str, *args: Any, figure_path: str | Path | None = None, **options: Any
+) -> Any:
+    """Run a registered theory probe (``args``: ``model, images`` or ``rows``) and, with
     ``figure_path``, write its figure there. Returns the result dataclass."""
     probe = get_probe(name)
     result = probe.run(*args, **options)
@@ -195,6 +201,6 @@ __all__ = [
     "position_probe",
     "random_init_like",
     "register_probe",
-    "run_probe",
+    "run_theory_probe",
     "stability_probe",
 ]

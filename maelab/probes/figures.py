@@ -1,4 +1,7 @@
-"""PNG figures of the probe results (matplotlib, Agg backend), one function per probe.
+"""PNG figures of the probe results, one function per probe.
+
+Drawn with matplotlib's object-oriented API (no pyplot, no backend switch), so importing maelab
+never changes the backend a user's own plots use.
 
 Every function takes a result (or several, labelled, to compare models) and a path, writes a
 PNG there (creating its folder) and returns the path.
@@ -11,20 +14,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from maelab.plotting import save_figure  # noqa: E402
-from maelab.probes.decoder import DecoderAblationResult  # noqa: E402
-from maelab.probes.identifiability import IdentifiabilityResult  # noqa: E402
-from maelab.probes.interpolation import InterpolationResult  # noqa: E402
-from maelab.probes.low_rank import LowRankResult  # noqa: E402
-from maelab.probes.position import PositionResult  # noqa: E402
-from maelab.probes.stability import StabilityResult  # noqa: E402
+from maelab.plotting import save_figure
+from maelab.probes.decoder import DecoderAblationResult
+from maelab.probes.identifiability import IdentifiabilityResult
+from maelab.probes.interpolation import InterpolationResult
+from maelab.probes.low_rank import LowRankResult
+from maelab.probes.position import PositionResult
+from maelab.probes.stability import StabilityResult
 
 R = TypeVar("R")
 LEVEL_LABELS = {
@@ -48,7 +48,7 @@ def _labelled(
     return [(getattr(results, "label", default), results)]  # type: ignore[list-item]
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _save(fig: Figure, path: str | Path) -> Path:
     return save_figure(fig, path, dpi=120)
 
 
@@ -65,7 +65,8 @@ def identifiability_figure(
     kinds = ["linear"]
     if any(not math.isnan(r.best(lv, "kernel")) for _, r in items for lv in levels):
         kinds.append("kernel")
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 3.6), squeeze=False)
+    fig = Figure(figsize=(5.5 * len(kinds), 3.6))
+    axes = fig.subplots(1, len(kinds), squeeze=False)
     x = np.arange(len(levels))
     width = 0.8 / len(items)
     for ax, kind in zip(axes[0], kinds, strict=True):
@@ -99,7 +100,8 @@ def identifiability_trend_figure(
         levels or [lv for lv in LEVEL_LABELS if lv != "control" and lv in points[0][1].levels()]
     )
     xs = sorted({x for x, _ in points})
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig = Figure(figsize=(5.5, 3.6))
+    ax = fig.subplots()
     for lv in levels:
         per_x = [[r.best(lv, kind) for x2, r in points if x2 == x] for x in xs]
         mean = [np.nanmean(v) for v in per_x]
@@ -122,7 +124,8 @@ def position_figure(
 ) -> Path:
     """Positional-embedding similarity vs grid distance (left), coordinate R^2 per layer (right)."""
     items = _labelled(results)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    ax1, ax2 = fig.subplots(1, 2)
     for label, r in items:
         ax1.plot(
             r.distances,
@@ -150,7 +153,8 @@ def position_figure(
 def low_rank_figure(result: LowRankResult, path: str | Path) -> Path:
     """Mean normalised singular values per patch size (left); per-image effective rank vs masked
     reconstruction error (right)."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    ax1, ax2 = fig.subplots(1, 2)
     for p in result.patch_sizes:
         s = result.mean_spectrum[p]
         ax1.plot(
@@ -181,7 +185,8 @@ def stability_figure(
 ) -> Path:
     """Relative update of the attention and MLP halves per block (left), adjacent CKA (right)."""
     items = _labelled(results)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    ax1, ax2 = fig.subplots(1, 2)
     for i, (label, r) in enumerate(items):
         color = f"C{i}"
         blocks = range(len(r.attn_update))
@@ -206,7 +211,8 @@ def interpolation_figure(result: InterpolationResult, path: str | Path) -> Path:
     """Histogram of masked queries' attention distance (left), attention shares vs uniform
     (middle), knock-out error increase near vs far (right)."""
     att, ko = result.attention, result.knockout
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig = Figure(figsize=(12, 3.4))
+    ax1, ax2, ax3 = fig.subplots(1, 3)
     if att.query_distances:
         values = att.query_distances + att.query_uniform_distances
         bins = np.linspace(0.0, max(values) * 1.02, 31)
@@ -267,7 +273,8 @@ def interpolation_figure(result: InterpolationResult, path: str | Path) -> Path:
 def decoder_ablation_figure(result: DecoderAblationResult, path: str | Path) -> Path:
     """One panel per metric: value against decoder depth, one line per decoder width."""
     metrics = result.metrics
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    fig = Figure(figsize=(4 * len(metrics), 3.2))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, m in zip(axes[0], metrics, strict=True):
         for i, w in enumerate(result.widths):
             cells = [c for c in result.cells if c.width == w and c.count[m] > 0]

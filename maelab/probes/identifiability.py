@@ -28,13 +28,13 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from maelab.data.base import ImageSet
-from maelab.models.mae import MaskedAutoencoder
+from maelab.evaluation.baselines import random_encoder
+from maelab.models.mae import MaskedAutoencoder, patchify
 from maelab.probes.inputs import (
     eval_mode,
     holdout_split,
     model_device,
     normalised,
-    patchify,
     take,
     unit_patches,
 )
@@ -126,11 +126,9 @@ def pixel_features(images: ImageSet, patch_size: int) -> Features:
 
 
 def random_init_like(model: MaskedAutoencoder, seed: int = 0) -> MaskedAutoencoder:
-    """A freshly initialised model of the same architecture (the untrained baseline)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = MaskedAutoencoder(model.arch)
-    return fresh.to(model_device(model)).eval()
+    """A freshly initialised model of the same architecture (the untrained baseline), on the
+    model's device."""
+    return random_encoder(model.arch, seed).to(model_device(model))
 
 
 # ---------------------------------------------------------------- regressions

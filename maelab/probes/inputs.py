@@ -99,18 +99,6 @@ def unit_patches(image_size: int, unit_px: int, patch_size: int) -> list[list[in
     return out
 
 
-def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """(N, C, H, W) -> (N, L, p*p*C) for any patch size, in the model's layout (raster patch
-    order, (row, col, channel) inside a patch)."""
-    n, c, h, w = imgs.shape
-    p = patch_size
-    if h % p or w % p:
-        raise ValueError(f"patch size {p} does not divide the image ({h}x{w})")
-    x = imgs.reshape(n, c, h // p, p, w // p, p)
-    x = torch.einsum("nchpwq->nhwpqc", x)
-    return x.reshape(n, (h // p) * (w // p), p * p * c)
-
-
 def ratio_for_keep(num_patches: int, keep: int) -> float:
     """A mask ratio whose official rule ``int(L * (1 - ratio))`` keeps exactly ``keep`` patches."""
     if not 0 <= keep <= num_patches:

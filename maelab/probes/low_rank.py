@@ -17,9 +17,9 @@ from scipy.stats import spearmanr
 from maelab.config import MaskConfig
 from maelab.data.base import ImageSet
 from maelab.masking import MaskGeometry, mask_noise_for
-from maelab.models.mae import MaskedAutoencoder
+from maelab.models.mae import MaskedAutoencoder, patchify
 from maelab.probes.activations import patch_errors
-from maelab.probes.inputs import eval_mode, model_device, normalised, patchify, take, unit_interval
+from maelab.probes.inputs import eval_mode, model_device, normalised, take, unit_interval
 
 
 @dataclass

@@ -24,7 +24,13 @@ from maelab.engine.metrics_log import read_metrics
 from maelab.errors import ConfigError
 from maelab.models.mae import MAEArch
 from maelab.models.presets import arch_from_config
-from maelab.run_folder import BASELINE_DIR, CONFIG_FILE, MANIFEST_FILE, RunFolder, read_json
+from maelab.run_folder import (
+    BASELINE_DIR,
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    RunFolder,
+    read_json,
+)
 
 
 @dataclass

@@ -45,29 +45,6 @@ def curves_figure(
     return _save(fig, path)
 
 
-def spectra_figure(
-    spectra: Mapping[str, Sequence[float]], path: str | Path, title: str = ""
-) -> Path:
-    """Covariance eigenvalues, normalised to sum 1, on a log scale against their index."""
-    fig = new_figure(figsize=(5.6, 3.6))
-    ax = fig.subplots()
-    for label, spec in spectra.items():
-        s = np.asarray(spec, dtype=float)
-        if s.size == 0 or s.sum() <= 0:
-            continue
-        p = s / s.sum()
-        # round-off zeros (e.g. the direction LayerNorm removes) would stretch the log axis
-        p = np.where(p > 1e-10, p, np.nan)
-        ax.plot(np.arange(1, len(p) + 1), p, lw=1.3, label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("eigenvalue index")
-    ax.set_ylabel("eigenvalue / sum (log)")
-    ax.set_title(title or "feature covariance spectrum", fontsize=8, wrap=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
 def heatmap_figure(
     cells: Mapping[str, Mapping[tuple[float, float], tuple[float, float]]],
     path: str | Path,

@@ -1,4 +1,4 @@
-"""Frozen features: pooling, order, no masking, and the on-disk cache."""
+"""Frozen features: order, no masking, and the on-disk cache."""
 
 import torch
 
@@ -8,15 +8,8 @@ from maelab.evaluation.features import (
     cached_features,
     encoder_features,
     pixel_features,
-    pool_tokens,
 )
 from maelab.models.mae import MaskedAutoencoder
-
-
-def test_pool_tokens():
-    tokens = torch.arange(2 * 3 * 2, dtype=torch.float32).view(2, 3, 2)  # (N, 1 + L, D)
-    torch.testing.assert_close(pool_tokens(tokens, "cls"), tokens[:, 0])
-    torch.testing.assert_close(pool_tokens(tokens, "mean"), (tokens[:, 1] + tokens[:, 2]) / 2)
 
 
 def test_features_are_unmasked_encoder_tokens_in_order(tiny, make_images):

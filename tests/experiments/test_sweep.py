@@ -6,16 +6,20 @@ import pytest
 
 from maelab.errors import ConfigError
 from maelab.experiments import sweep as sw
-from maelab.experiments.sweep import (
+from maelab.experiments.plan import (
     expand_grids,
     format_value,
     load_sweep,
     parse_grid_arg,
     parse_seeds,
     run_name,
-    run_status,
-    run_sweep,
 )
+from maelab.experiments.sweep import run_sweep
+from maelab.run_folder import RunFolder
+
+
+def run_status(run_dir):
+    return RunFolder(run_dir).status()
 
 
 # ---------------------------------------------------------------- pure parts

@@ -13,7 +13,7 @@ from maelab.data.base import ImageSet
 from maelab.masking import MaskGeometry, mask_noise
 from maelab.metrics import effective_rank
 from maelab.models import MaskedAutoencoder
-from maelab.probes.inputs import patchify
+from maelab.models.mae import patchify
 from maelab.probes.low_rank import (
     low_rank_probe,
     masked_error_per_image,

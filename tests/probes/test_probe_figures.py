@@ -11,7 +11,7 @@ from maelab.config import SyntheticConfig
 from maelab.data.base import ImageSet
 from maelab.data.synthetic import generate_synthetic
 from maelab.models import MaskedAutoencoder
-from maelab.probes import PROBES, figures, get_probe, run_probe
+from maelab.probes import PROBES, figures, get_probe, run_theory_probe
 from maelab.probes.decoder import decoder_ablation
 from maelab.probes.identifiability import pixel_identifiability
 
@@ -37,7 +37,7 @@ def test_model_probe_figures(
     name: str, images: ImageSet, make_model: Callable[..., MaskedAutoencoder], tmp_path: Path
 ) -> None:
     out = tmp_path / "figs" / f"{name}.png"
-    result = run_probe(name, make_model(), images, figure_path=out, max_images=16)
+    result = run_theory_probe(name, make_model(), images, figure_path=out, max_images=16)
     assert result is not None and _is_png(out)
 
 
@@ -46,7 +46,7 @@ def test_identifiability_figures(
 ) -> None:
     images = generate_synthetic(80, SyntheticConfig(), seed=2)
     model = make_model()
-    a = run_probe("identifiability", model, images, max_images=40, kernel=False, label="tiny",
+    a = run_theory_probe("identifiability", model, images, max_images=40, kernel=False, label="tiny",
                   figure_path=tmp_path / "one.png")  # fmt: skip
     b = pixel_identifiability(images, 4, max_images=40)
     assert _is_png(tmp_path / "one.png")
@@ -69,6 +69,6 @@ def test_comparison_and_decoder_figures(
          "effective_rank": 10.0 + d, "seed": s}
         for d in (1, 2, 4) for w in (32, 64) for s in (0, 1)
     ]  # fmt: skip
-    table = run_probe("decoder_ablation", rows, figure_path=tmp_path / "q4.png")
+    table = run_theory_probe("decoder_ablation", rows, figure_path=tmp_path / "q4.png")
     assert len(table.cells) == 6 and _is_png(tmp_path / "q4.png")
     assert _is_png(figures.decoder_ablation_figure(decoder_ablation(rows), tmp_path / "q4b.png"))

@@ -12,11 +12,11 @@ from maelab.data.base import ImageSet
 from maelab.data.synthetic import synthetic_layout
 from maelab.masking import num_keep
 from maelab.models import MaskedAutoencoder
+from maelab.models.mae import patchify
 from maelab.probes.inputs import (
     eval_mode,
     grid_distances,
     holdout_split,
-    patchify,
     ratio_for_keep,
     take,
     unit_patches,
@@ -43,10 +43,19 @@ def test_unit_smaller_than_patch_lies_in_one_patch() -> None:
     assert groups[0] == [0] and groups[3] == [1] and groups[15] == [3]
 
 
-def test_patchify_matches_model(make_model: Callable[..., MaskedAutoencoder]) -> None:
-    model = make_model()
-    x = torch.randn(2, 3, 16, 16)
-    assert torch.equal(patchify(x, 4), model.patchify(x))
+def test_patchify_at_another_patch_size_by_hand() -> None:
+    # the probes patchify at sizes other than the model's: patch (r, c) holds pixels
+    # [r*p:(r+1)*p, c*p:(c+1)*p] in (row, col, channel) order
+    x = torch.randn(2, 3, 8, 8)
+    p = 2
+    out = patchify(x, p)
+    assert out.shape == (2, 16, p * p * 3)
+    for r in range(4):
+        for c in range(4):
+            block = x[:, :, r * p : (r + 1) * p, c * p : (c + 1) * p]  # (N, C, p, p)
+            assert torch.equal(out[:, r * 4 + c], block.permute(0, 2, 3, 1).reshape(2, -1))
+    with pytest.raises(ValueError, match="does not divide"):
+        patchify(x, 3)
 
 
 def test_ratio_for_keep_round_trips() -> None:

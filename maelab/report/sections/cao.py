@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from maelab.analysis.theory import read_probe_results
 from maelab.probes import decoder_ablation
 from maelab.probes import figures as probe_figures
+from maelab.probes.results import read_probe_results
 from maelab.report import claims
 from maelab.report.collect import Collected, Group
 from maelab.report.context import ReportContext

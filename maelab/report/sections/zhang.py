@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from maelab.evaluation.collapse import spectra_figure
 from maelab.report import claims, figures
 from maelab.report.context import ReportContext
 from maelab.report.page import Section, esc, fmt, img, table
@@ -51,7 +52,7 @@ def collapse_section(ctx: ReportContext) -> Section:
         if rand_spec:
             spectra["random init"] = rand_spec
         if spectra:
-            path = figures.spectra_figure(
+            path = spectra_figure(
                 spectra,
                 fig_dir / f"collapse_spectra_{n}.png",
                 f"covariance spectrum of pooled features\n({label})",

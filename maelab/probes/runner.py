@@ -1,4 +1,4 @@
-"""Run the registered theory probes (maelab.probes) on one checkpoint; JSON + PNG per probe.
+"""Run the registered theory probes on one checkpoint; JSON + PNG per probe.
 
 Writes `OUT/<probe>.json` (the result dataclass as JSON) and `OUT/<probe>.png` for every probe
 of kind "model" that fits the data (identifiability needs the synthetic latents). Probes over a
@@ -7,14 +7,16 @@ set of runs (the decoder ablation) are drawn by the report from sweep rows inste
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from maelab.data.base import ImageSet
+from maelab.evaluation.checkpoints import load_pretrained
+from maelab.evaluation.splits import cached_splits
+from maelab.probes import PROBES, get_probe, run_theory_probe
+from maelab.probes.results import to_jsonable
+from maelab.run_folder import write_json_atomic
 
 # Images per probe: enough for stable means, small enough for a CPU demo.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
@@ -28,29 +30,12 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
 
 def applicable_probes(images: ImageSet | Any) -> list[str]:
     """Names of the per-model probes that can run on these images."""
-    from maelab.probes import PROBES
-
     has_latents = isinstance(images, ImageSet) and bool(images.latents)
     return [
         name
         for name, p in PROBES.items()
         if p.kind == "model" and (has_latents or not p.needs_latents)
     ]
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Dataclasses, dicts with int keys and tensors -> plain JSON values."""
-    if is_dataclass(obj) and not isinstance(obj, type):
-        obj = asdict(obj)
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else obj
-    return obj
 
 
 def probe_checkpoint(
@@ -61,10 +46,6 @@ def probe_checkpoint(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Run probes (default: all that apply) on a checkpoint's test split; returns name -> JSON."""
-    from maelab.evaluation.checkpoints import load_pretrained
-    from maelab.experiments.evaluate import cached_splits
-    from maelab.probes import get_probe, run_probe
-
     model, cfg = load_pretrained(ckpt, map_location=device)
     splits = cached_splits(cfg.data)
     test = splits.test
@@ -81,7 +62,7 @@ def probe_checkpoint(
         if name == "identifiability":
             opts.setdefault("fit_images", splits.train)
         t0 = time.time()
-        result = run_probe(name, model, test, figure_path=out_dir / f"{name}.png", **opts)
+        result = run_theory_probe(name, model, test, figure_path=out_dir / f"{name}.png", **opts)
         record = {
             "probe": name,
             "question": probe.question,
@@ -91,20 +72,6 @@ def probe_checkpoint(
         }
         if name == "identifiability":
             record["summary"] = to_jsonable(result.summary())
-        (out_dir / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+        write_json_atomic(out_dir / f"{name}.json", record)
         results[name] = record
     return results
-
-
-def read_probe_results(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """`<probe>.json` records of a folder written by `probe_checkpoint` (name -> record)."""
-    out = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and "probe" in record:
-            record["figure"] = str(path.with_suffix(".png"))
-            out[record["probe"]] = record
-    return out

@@ -1,12 +1,13 @@
-"""The `probe` command: linear probe + k-NN of a pretrained encoder and of its baselines.
+"""Frozen-feature evaluation (the `probe` command): linear probe + k-NN of a pretrained
+encoder and of its baselines (a random encoder of the same architecture, raw pixels).
 
-Thin orchestration: load the checkpoint, extract (or read cached) features for each source,
-call the pure `linear_probe` and `knn_accuracy`, and write one table and `probe.json`.
+Not to be confused with the theory probes (maelab.probes). Thin orchestration: load the
+checkpoint, extract (or read cached) features for each source, call the pure `linear_probe`
+and `knn_accuracy`, and write one table and `probe.json`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,16 +16,16 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from maelab.config import DataConfig, Strict, build_config, deep_merge, parse_overrides, read_yaml
+from maelab.config import DataConfig, Strict, load_config
 from maelab.data import build_splits
 from maelab.data.base import Split, Splits
+from maelab.engine.device import resolve_device
 from maelab.errors import ConfigError
 from maelab.evaluation.baselines import random_encoder
-from maelab.evaluation.checkpoints import checkpoint_fingerprint, load_pretrained, run_dir_of
+from maelab.evaluation.checkpoints import checkpoint_fingerprint, load_pretrained
 from maelab.evaluation.features import (
     FEATURES_VERSION,
     Features,
-    Pool,
     cached_features,
     encoder_features,
     pixel_features,
@@ -32,6 +33,8 @@ from maelab.evaluation.features import (
 from maelab.evaluation.knn import KNNResult, knn_accuracy
 from maelab.evaluation.linear_probe import LinearProbeConfig, ProbeResult, linear_probe
 from maelab.models.mae import MaskedAutoencoder
+from maelab.models.pooling import Pool
+from maelab.run_folder import RunFolder, write_json_atomic
 
 Source = Literal["random", "pixels"]
 
@@ -47,7 +50,7 @@ class ProbeConfig(LinearProbeConfig):
     device: str = "auto"
 
 
-class ProbeRunConfig(Strict):
+class FrozenRunConfig(Strict):
     """What `maelab probe` validates: data (default: the checkpoint's) and probe settings."""
 
     data: DataConfig = DataConfig()
@@ -66,21 +69,19 @@ class SourceScores:
 
 
 @dataclass
-class ProbeReport:
+class FrozenReport:
     rows: list[SourceScores]
     table: str
     json_path: Path
     seconds: float
 
 
-def probe_run_config(
+def frozen_run_config(
     ckpt_config: dict[str, Any], files: list[str] | None = None, overrides: list[str] | None = None
-) -> ProbeRunConfig:
+) -> FrozenRunConfig:
     """The checkpoint's data section, then YAML files, then `key=value` overrides, validated."""
-    tree: dict[str, Any] = {"data": ckpt_config.get("data", {})}
-    for f in files or []:
-        tree = deep_merge(tree, read_yaml(f))
-    return build_config(deep_merge(tree, parse_overrides(overrides or [])), ProbeRunConfig)
+    base = {"data": ckpt_config.get("data", {})}
+    return load_config(files, overrides, FrozenRunConfig, base=base)
 
 
 def score_features(
@@ -158,18 +159,19 @@ def _check_fit(model: MaskedAutoencoder, splits: Splits, data: DataConfig) -> No
         )
 
 
-def run_probe(ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False) -> ProbeReport:
-    """Probe a pretraining checkpoint and its baselines; write `probe.json` and `probe.txt`."""
-    from maelab.engine.pretrain import resolve_device
-
+def evaluate_frozen(
+    ckpt: str | Path, run_cfg: FrozenRunConfig, quiet: bool = False
+) -> FrozenReport:
+    """Linear probe + k-NN of a pretraining checkpoint's frozen encoder and its baselines;
+    writes `probe.json` and `probe.txt` (default: into the checkpoint's run folder)."""
     t0 = time.time()
     cfg = run_cfg.probe
     model, pre_cfg = load_pretrained(ckpt)
     device = resolve_device(cfg.device)
     splits = build_splits(run_cfg.data)
     _check_fit(model, splits, run_cfg.data)
-    out_dir = Path(run_cfg.out_dir) if run_cfg.out_dir else run_dir_of(ckpt)
-    cache_dir = out_dir / "features"
+    folder = RunFolder(run_cfg.out_dir) if run_cfg.out_dir else RunFolder.of_checkpoint(ckpt)
+    cache_dir = folder.features
     num_classes = splits.train.num_classes
     img_size = model.arch.img_size
     common = {
@@ -199,8 +201,8 @@ def run_probe(ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False) ->
         score_features(tr, te, num_classes, cfg, name, device) for name, (tr, te) in sources.items()
     ]
     table = format_table(rows)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "probe.txt").write_text(table + "\n")
+    folder.root.mkdir(parents=True, exist_ok=True)
+    (folder.root / "probe.txt").write_text(table + "\n")
     record = {
         "checkpoint": str(Path(ckpt).resolve()),
         "data": run_cfg.data.model_dump(mode="json"),
@@ -214,6 +216,5 @@ def run_probe(ckpt: str | Path, run_cfg: ProbeRunConfig, quiet: bool = False) ->
         ],
         "seconds": time.time() - t0,
     }
-    json_path = out_dir / "probe.json"
-    json_path.write_text(json.dumps(record, indent=2) + "\n")
-    return ProbeReport(rows, table, json_path, time.time() - t0)
+    json_path = write_json_atomic(folder.probe_result, record)
+    return FrozenReport(rows, table, json_path, time.time() - t0)

@@ -1,8 +1,8 @@
-"""The probe table and the probe config layering."""
+"""The frozen-feature table and the `maelab probe` config layering."""
 
+from maelab.evaluation.frozen import SourceScores, format_table, frozen_run_config
 from maelab.evaluation.knn import KNNResult
 from maelab.evaluation.linear_probe import ProbeResult
-from maelab.evaluation.probe import SourceScores, format_table, probe_run_config
 
 
 def _row(name, dim, top1, top5, knn):
@@ -37,6 +37,6 @@ def test_table_without_top5_for_few_classes():
 
 def test_config_layers_checkpoint_data_then_overrides():
     stored = {"data": {"name": "synthetic", "num_train": 4096}, "train": {"epochs": 3}}
-    cfg = probe_run_config(stored, overrides=["data.num_train=100", "probe.epochs=5"])
+    cfg = frozen_run_config(stored, overrides=["data.num_train=100", "probe.epochs=5"])
     assert cfg.data.name == "synthetic" and cfg.data.num_train == 100
     assert cfg.probe.epochs == 5 and cfg.probe.optimizer == "sgd" and cfg.probe.blr == 0.1
