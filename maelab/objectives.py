@@ -28,7 +28,9 @@ class ObjectiveOutput:
     logs: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars
 
 
-Objective = Callable[[MaskedAutoencoder, torch.Tensor, float, torch.Tensor | None, ObjectiveConfig], ObjectiveOutput]
+Objective = Callable[
+    [MaskedAutoencoder, torch.Tensor, float, torch.Tensor | None, ObjectiveConfig], ObjectiveOutput
+]
 OBJECTIVES: dict[str, Objective] = {}
 
 

@@ -10,8 +10,14 @@ def test_defaults_validate():
 
 
 def test_overrides_parse_yaml_values():
-    tree = parse_overrides(["train.epochs=5", "mask.ratio=0.9", "data.hflip=false", "mask.unit=null"])
-    assert tree == {"train": {"epochs": 5}, "mask": {"ratio": 0.9, "unit": None}, "data": {"hflip": False}}
+    tree = parse_overrides(
+        ["train.epochs=5", "mask.ratio=0.9", "data.hflip=false", "mask.unit=null"]
+    )
+    assert tree == {
+        "train": {"epochs": 5},
+        "mask": {"ratio": 0.9, "unit": None},
+        "data": {"hflip": False},
+    }
 
 
 def test_files_then_overrides(tmp_path):
@@ -22,7 +28,9 @@ def test_files_then_overrides(tmp_path):
 
 
 def test_unknown_key_suggests_close_match():
-    with pytest.raises(ConfigError, match=r"unknown config key 'train.epoch'.*did you mean 'epochs'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'train.epoch'.*did you mean 'epochs'"
+    ):
         load_config(overrides=["train.epoch=3"])
 
 

@@ -82,7 +82,9 @@ def stability_probe(
         else:
             g = torch.Generator().manual_seed(seed)
             geom = MaskGeometry(model.arch.grid_size, model.patch_size)
-            noise = mask_noise_for(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(imgs.device)
+            noise = mask_noise_for(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(
+                imgs.device
+            )
             latent, _, ids_restore = model.forward_encoder(imgs, mask_ratio, noise)
             x, blocks = decoder_input(model, latent, ids_restore), model.decoder_blocks
         stats = stability_of_blocks(list(blocks), x)
