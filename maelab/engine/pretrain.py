@@ -39,6 +39,7 @@ from maelab.masking import MaskGeometry, mask_noise
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.presets import arch_from_config
 from maelab.objectives import ObjectiveOutput, get_objective
+from maelab.recipes import apply_recipe
 
 
 class NonFiniteLossError(MaelabError):
@@ -262,6 +263,10 @@ def pretrain(
             raise ConfigError(f"run_dir: {d} is a file, not a folder; choose another run_dir")
 
     splits = build_splits(cfg.data)
+    cfg, recipe_line = apply_recipe(cfg, splits)
+    t = cfg.train
+    if not quiet and dist_info.is_main:
+        print(recipe_line, flush=True)
     torch.manual_seed(t.seed)
     model = build_model_for(cfg, splits).to(device)
     check_mask_config(cfg, model)
