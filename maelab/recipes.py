@@ -86,8 +86,10 @@ def choose_recipe(cfg: Config, facts: DataFacts) -> Recipe:
     if name == "paper":
         return Recipe("paper", f"images of {facts.image_size} px: the MAE paper's ImageNet recipe")
     t = cfg.train
-    epochs = t.epochs if is_set(cfg, "train.epochs") else small_data_epochs(
-        facts.num_images, t.batch_size * t.accum_iter
+    epochs = (
+        t.epochs
+        if is_set(cfg, "train.epochs")
+        else small_data_epochs(facts.num_images, t.batch_size * t.accum_iter)
     )
     values: dict[str, Any] = {
         "train.epochs": epochs,
@@ -122,9 +124,7 @@ def fill_unset(cfg: Config, recipe: Recipe) -> tuple[Config, dict[str, Any]]:
     A group whose keys include one that is set is left out whole.
     """
     skip = {k for g in recipe.groups if any(is_set(cfg, k) for k in g) for k in g}
-    filled = {
-        k: v for k, v in recipe.values.items() if k not in skip and not is_set(cfg, k)
-    }
+    filled = {k: v for k, v in recipe.values.items() if k not in skip and not is_set(cfg, k)}
     if not filled:
         return cfg, {}
     tree = cfg.model_dump(exclude_unset=True)  # what the user set: stays set in the new config

@@ -19,7 +19,9 @@ def write_image_folder(
     split: ImageSet, root: str | Path, split_name: str, class_names: Sequence[str] | None = None
 ) -> int:
     """PNG files `root/split_name/CLASS/NNNNN.png` (grey for one channel); returns the count."""
-    names = list(class_names) if class_names is not None else [str(c) for c in range(split.num_classes)]
+    names = (
+        list(class_names) if class_names is not None else [str(c) for c in range(split.num_classes)]
+    )
     if len(names) != split.num_classes:
         raise ValueError(f"{len(names)} class names for {split.num_classes} classes")
     base = Path(root) / split_name

@@ -4,17 +4,20 @@ large ones streamed from disk.
 Layout: `root/train/CLASS/*.jpg` plus `root/val/CLASS/*.jpg` (or `root/test/`); or one tree
 `root/CLASS/*.jpg` (or only `root/train/`), split here with a seeded, per-class hold-out.
 
-Unreadable files: trees of up to `VERIFY_LIMIT` images are checked when the dataset is built
-(PIL's header / chunk check, a few ms per file, threaded); larger trees (ImageNet: 1.28M files,
-minutes of I/O) skip that scan, so their bad files are found when first loaded. Either way, with
-`data.on_bad_image=skip` an unreadable image is replaced by the next readable one in file order
-(same class, in a sorted tree), and with `error` it stops the run naming the file.
+Small images (the commonest size among `SIZE_SAMPLE` sampled files at most `SMALL_SIDE` px a
+side: digits, icons, patches; `data.in_memory` overrides) are decoded once into a uint8 tensor at
+their native size (shorter side, centre crop) and trained on like any in-memory set: batched
+tensor augmentation, no PIL or DataLoader workers per step. A tree whose images are all grey (also
+when saved as RGB) becomes one channel, and the per-channel mean and std come from its training
+images. Large images keep streaming through PIL at `DEFAULT_SIZE` (224) px with ImageNet
+statistics, as in the official recipe.
 
-Small images (every sampled file at most `SMALL_SIDE` px, MNIST-like digits, icons, patches) are
-decoded once into a uint8 tensor at their native size and trained on like any in-memory set
-(batched tensor augmentation, no DataLoader workers). A tree whose images are all grey becomes one
-channel; the per-channel mean and std come from its training images. Large images keep
-streaming through PIL at `DEFAULT_SIZE` (224) px with ImageNet statistics, as the official recipe.
+Unreadable files: trees of up to `VERIFY_LIMIT` images are checked when the dataset is built
+(streaming: PIL's header / chunk check, a few ms per file, threaded; in memory: the decode itself)
+and, with `data.on_bad_image=skip`, their bad files are dropped with one warning. Larger trees
+(ImageNet: 1.28M files, minutes of I/O) skip that scan, so their bad files are found when first
+loaded and each is replaced by the next readable one in file order (same class, in a sorted tree).
+With `error` a bad file stops the run naming it.
 
 Streaming augmentation is drawn from a generator seeded by (seed, epoch, index), so an epoch replays
 exactly after a resume whatever the worker count; call `set_epoch` on the training dataset before
@@ -424,7 +427,7 @@ def is_grey(images: torch.Tensor, tolerance: int = GREY_TOLERANCE) -> bool:
     """True when every pixel of uint8 (N, 3, H, W) images has R, G and B within `tolerance`."""
     for chunk in images.split(4096):
         c = chunk.to(torch.int16)
-        if (c[:, 0] - c[:, 1]).abs().max() > tolerance or (c[:, 1] - c[:, 2]).abs().max() > tolerance:
+        if (c[:, :2] - c[:, 1:]).abs().max() > tolerance:  # R vs G and G vs B at once
             return False
     return True
 
