@@ -60,6 +60,7 @@ class DataConfig(Strict):
     crop_scale: tuple[float, float] = (0.2, 1.0)
     hflip: bool = True
     num_workers: NonNegInt = 2
+    in_memory: bool | None = None  # folder: None holds images of <= 64 px in memory, streams larger
     on_bad_image: Literal["skip", "error"] = "skip"
     synthetic: SyntheticConfig = SyntheticConfig()
 
@@ -94,6 +95,8 @@ class ObjectiveConfig(Strict):
 
 
 class TrainConfig(Strict):
+    # auto: small-data for images of <= 64 px, else paper; fills only unset fields (maelab.recipes)
+    recipe: Literal["auto", "small-data", "paper"] = "auto"
     epochs: PosInt = 10
     batch_size: PosInt = 128  # global batch per optimizer step (before accumulation)
     accum_iter: PosInt = 1

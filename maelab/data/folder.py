@@ -1,15 +1,25 @@
-"""Any ImageFolder tree (ImageNet, Imagenette, a user's photos), streamed from disk.
+"""Any ImageFolder tree (ImageNet, Imagenette, a user's photos): small images held in memory,
+large ones streamed from disk.
 
 Layout: `root/train/CLASS/*.jpg` plus `root/val/CLASS/*.jpg` (or `root/test/`); or one tree
 `root/CLASS/*.jpg` (or only `root/train/`), split here with a seeded, per-class hold-out.
 
-Unreadable files: trees of up to `VERIFY_LIMIT` images are checked when the dataset is built
-(PIL's header / chunk check, a few ms per file, threaded); larger trees (ImageNet: 1.28M files,
-minutes of I/O) skip that scan, so their bad files are found when first loaded. Either way, with
-`data.on_bad_image=skip` an unreadable image is replaced by the next readable one in file order
-(same class, in a sorted tree), and with `error` it stops the run naming the file.
+Small images (the commonest size among `SIZE_SAMPLE` sampled files at most `SMALL_SIDE` px a
+side: digits, icons, patches; `data.in_memory` overrides) are decoded once into a uint8 tensor at
+their native size (shorter side, centre crop) and trained on like any in-memory set: batched
+tensor augmentation, no PIL or DataLoader workers per step. A tree whose images are all grey (also
+when saved as RGB) becomes one channel, and the per-channel mean and std come from its training
+images. Large images keep streaming through PIL at `DEFAULT_SIZE` (224) px with ImageNet
+statistics, as in the official recipe.
 
-Augmentation is drawn from a generator seeded by (seed, epoch, index), so an epoch replays
+Unreadable files: trees of up to `VERIFY_LIMIT` images are checked when the dataset is built
+(streaming: PIL's header / chunk check, a few ms per file, threaded; in memory: the decode itself)
+and, with `data.on_bad_image=skip`, their bad files are dropped with one warning. Larger trees
+(ImageNet: 1.28M files, minutes of I/O) skip that scan, so their bad files are found when first
+loaded and each is replaced by the next readable one in file order (same class, in a sorted tree).
+With `error` a bad file stops the run naming it.
+
+Streaming augmentation is drawn from a generator seeded by (seed, epoch, index), so an epoch replays
 exactly after a resume whatever the worker count; call `set_epoch` on the training dataset before
 each epoch (with non-persistent DataLoader workers, which copy the dataset at each epoch).
 """
@@ -19,6 +29,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +42,14 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 
 from maelab.config import DataConfig
-from maelab.data.base import DatasetEntry, Splits, StreamingSet, register_dataset
+from maelab.data.base import (
+    DatasetEntry,
+    ImageSet,
+    Splits,
+    StreamingSet,
+    channel_stats,
+    register_dataset,
+)
 from maelab.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,6 +63,10 @@ MAX_REPLACEMENTS = 64  # consecutive unreadable files before giving up on a samp
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 LAYOUT_HINT = "expected DIR/train/CLASS/IMAGE and DIR/val/CLASS/IMAGE, or DIR/CLASS/IMAGE"
 BAD_IMAGE_HINT = "fix or remove it, or pass data.on_bad_image=skip"
+SMALL_SIDE = 64  # px; trees of images no larger than this are held in memory at native size
+SIZE_SAMPLE = 64  # files whose headers decide the native size (spread over the tree)
+MEMORY_LIMIT = 2**30  # bytes of uint8 pixels, above which even small images are streamed
+GREY_TOLERANCE = 2  # grey levels: RGB files of grey content (JPEG rounding) still count as grey
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -311,19 +333,123 @@ def list_tree(root: Path, shown: str, seed: int) -> tuple[list[str], Files, File
     return classes, (paths, labels), read_split(test_dir, classes)
 
 
+def native_size(paths: Sequence[str]) -> int | None:
+    """Shorter side of the commonest image size among up to `SIZE_SAMPLE` files spread over
+    `paths` (headers only, no decode); None when none of them opens."""
+    step = max(1, len(paths) // SIZE_SAMPLE)
+    sizes = []
+    for path in paths[::step][:SIZE_SAMPLE]:
+        try:
+            with Image.open(path) as img:
+                sizes.append(img.size)
+        except Exception:  # unreadable files are reported when the split is loaded
+            continue
+    if not sizes:
+        return None
+    (w, h), _ = Counter(sizes).most_common(1)[0]
+    return min(w, h)
+
+
+def memory_size(data_cfg: DataConfig, paths: Sequence[str]) -> int | None:
+    """The side at which a split is held in memory, or None to stream it (see module docstring)."""
+    if data_cfg.in_memory is False:
+        return None
+    native = native_size(paths)
+    size = data_cfg.image_size or native
+    if size is None or native is None:
+        return None  # nothing opens: the streaming path reports the files
+    fits = len(paths) * 3 * size * size <= MEMORY_LIMIT
+    if data_cfg.in_memory is None:
+        return size if size <= SMALL_SIDE and native <= SMALL_SIDE and fits else None
+    if not fits:
+        raise DataError(
+            f"folder dataset: {len(paths)} images of {size} px exceed the {MEMORY_LIMIT >> 20} MiB "
+            "held in memory; pass data.in_memory=false or a smaller data.image_size"
+        )
+    return size
+
+
+def small_view(img: Image.Image, size: int) -> torch.Tensor:
+    """Shorter side to `size` (bicubic, skipped at native size), centre crop: uint8 (3, S, S).
+
+    No 0.875 crop margin as in `eval_view`: at 28 px it would cut into the digit.
+    """
+    if min(img.size) != size:
+        img = TF.resize(img, [size], InterpolationMode.BICUBIC)
+    if img.size != (size, size):
+        img = TF.center_crop(img, [size, size])
+    return TF.pil_to_tensor(img)
+
+
+def _decode(path: str, size: int) -> torch.Tensor | str:
+    try:
+        return small_view(load_rgb(path), size)
+    except Exception as exc:  # any decoder failure is a bad file, not a maelab bug
+        return _reason(exc)
+
+
+def decode_split(
+    paths: list[str], labels: list[int], size: int, on_bad_image: str, where: str, drop: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of a split decoded once: uint8 (N, 3, S, S) and int64 labels (N,).
+
+    Unreadable files follow the streaming rules: dropped with one warning when the tree is small
+    enough to be checked at build time (`drop`), else each replaced by the next readable file.
+    """
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        views = list(pool.map(_decode, paths, [size] * len(paths)))
+    bad = [i for i, v in enumerate(views) if isinstance(v, str)]
+    if bad and on_bad_image == "error":
+        raise DataError(f"cannot read image {paths[bad[0]]} ({views[bad[0]]}); {BAD_IMAGE_HINT}")
+    keep = [i for i, v in enumerate(views) if not isinstance(v, str)]
+    if not keep:
+        raise DataError(f"folder dataset: no readable images left for a split under {where}")
+    if bad and drop:
+        warnings.warn(
+            f"skipped {len(bad)} unreadable images under {where} "
+            f"(first: {paths[bad[0]]}: {views[bad[0]]})",
+            stacklevel=2,
+        )
+    elif bad:
+        readable, source = set(keep), {}
+        for i in bad:
+            n = len(paths)
+            source[i] = next(k % n for k in range(i + 1, i + 1 + n) if k % n in readable)
+            warnings.warn(
+                f"replaced unreadable image {paths[i]} ({views[i]}) by another", stacklevel=2
+            )
+        keep = [source.get(i, i) for i in range(len(paths))]
+    images = torch.stack([views[i] for i in keep])  # type: ignore[misc]
+    return images, torch.tensor([labels[i] for i in keep], dtype=torch.int64)
+
+
+def is_grey(images: torch.Tensor, tolerance: int = GREY_TOLERANCE) -> bool:
+    """True when every pixel of uint8 (N, 3, H, W) images has R, G and B within `tolerance`."""
+    for chunk in images.split(4096):
+        c = chunk.to(torch.int16)
+        if (c[:, :2] - c[:, 1:]).abs().max() > tolerance:  # R vs G and G vs B at once
+            return False
+    return True
+
+
 def build_folder(data_cfg: DataConfig, verify_limit: int = VERIFY_LIMIT) -> Splits:
-    """Streaming train/test splits of the image tree at `data.root`."""
+    """Train/test splits of the image tree at `data.root`: in memory when small, else streaming."""
     root = Path(data_cfg.root).expanduser()
     classes, (train_paths, train_labels), (test_paths, test_labels) = list_tree(
         root, data_cfg.root, data_cfg.seed
     )
-    splits = []
-    for name, paths, labels, n, seed in (
-        ("train", train_paths, train_labels, data_cfg.num_train, data_cfg.seed),
-        ("test", test_paths, test_labels, data_cfg.num_test, data_cfg.seed + 1),
+    files = []
+    for paths, labels, n, seed in (
+        (train_paths, train_labels, data_cfg.num_train, data_cfg.seed),
+        (test_paths, test_labels, data_cfg.num_test, data_cfg.seed + 1),
     ):
         keep = _first_n(n, len(paths), seed)
-        paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
+        files.append(([paths[i] for i in keep], [labels[i] for i in keep]))
+    size = memory_size(data_cfg, files[0][0] + files[1][0])
+    if size is not None:
+        return _in_memory(files, len(classes), size, data_cfg, verify_limit)
+    splits = []
+    for name, (paths, labels) in zip(("train", "test"), files, strict=True):
         if len(paths) <= verify_limit:
             paths, labels = drop_unreadable(paths, labels, data_cfg.on_bad_image, data_cfg.root)
         if not paths:
@@ -333,6 +459,24 @@ def build_folder(data_cfg: DataConfig, verify_limit: int = VERIFY_LIMIT) -> Spli
             )
         splits.append(_streaming(paths, labels, len(classes), data_cfg))
     return Splits(train=splits[0], test=splits[1])
+
+
+def _in_memory(
+    files: list[Files], num_classes: int, size: int, data_cfg: DataConfig, verify_limit: int
+) -> Splits:
+    (x_train, y_train), (x_test, y_test) = (
+        decode_split(
+            paths, labels, size, data_cfg.on_bad_image, data_cfg.root, len(paths) <= verify_limit
+        )
+        for paths, labels in files
+    )
+    if is_grey(x_train):  # grey trees (often saved as RGB) train as one channel
+        x_train, x_test = x_train[:, :1].contiguous(), x_test[:, :1].contiguous()
+    mean, std = channel_stats(x_train)  # from train only: the test split stays unseen
+    return Splits(
+        train=ImageSet(x_train, y_train, num_classes, mean, std),
+        test=ImageSet(x_test, y_test, num_classes, mean, std),
+    )
 
 
 def _streaming(
@@ -366,7 +510,8 @@ def _streaming(
 FOLDER = register_dataset(
     DatasetEntry(
         name="folder",
-        description="any image tree at data.root (train/ + val/ of class folders), streamed",
+        description="any image tree at data.root (train/ + val/ of class folders); "
+        "small images held in memory, large ones streamed",
         offline=True,
         build=build_folder,
     )

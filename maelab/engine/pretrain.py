@@ -40,6 +40,7 @@ from maelab.errors import ConfigError
 from maelab.masking import MaskGeometry, mask_noise_for
 from maelab.models.mae import MaskedAutoencoder
 from maelab.objectives import ObjectiveOutput, get_objective
+from maelab.recipes import apply_recipe
 from maelab.run_folder import RunFolder
 
 
@@ -85,6 +86,10 @@ def pretrain(
             raise ConfigError(f"run_dir: {d} is a file, not a folder; choose another run_dir")
 
     splits = build_splits(cfg.data)
+    cfg, recipe_line = apply_recipe(cfg, splits)
+    t = cfg.train
+    if not quiet and dist_info.is_main:
+        print(recipe_line, flush=True)
     torch.manual_seed(t.seed)
     model = build_model_for(cfg, splits).to(device)
     check_mask_config(cfg.mask, model)

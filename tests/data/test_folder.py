@@ -75,6 +75,8 @@ def tree(tmp_path: Path) -> Path:
 
 
 def cfg(root: Path, **kw) -> DataConfig:
+    """The streaming path (these images are small enough to be held in memory otherwise)."""
+    kw.setdefault("in_memory", False)
     return DataConfig(name="folder", root=str(root), image_size=SIZE, **kw)
 
 
