@@ -19,6 +19,11 @@ and MLP ~0.73. A linear probe on learned features thus measures what an encoder 
 *un-mixed*, not what the pixels already expose linearly. Cell latents stay near-linear in
 their pixels (ridge ~0.95), as local content is in real images.
 
+Version 2 (``SyntheticConfig.version``) adds scales of the own noises where they enter their
+node, ``tied`` maps (one region map, one cell map and one decoder for all positions) and smooth
+cells (pixel weights mixed from low-frequency 2-D cosines); version 1 stays bit for bit the
+world it was. Named worlds live in `maelab.data.worlds`.
+
 The mixing functions depend only on ``world_seed``; samples only on the ``seed`` argument.
 """
 
