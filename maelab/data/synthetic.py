@@ -13,18 +13,17 @@ edges), as in Kong et al.'s hierarchical latent-variable model of MAE:
 (`couple`), so every level inverts exactly. ``h`` belongs to the parent and is shared by all its
 children: a distortion private to each child would average out over children in a linear
 read-out, while a shared one keeps the parent non-linear in the pixels. Measured on the
-defaults (4096 fit / 2048 held-out images): held-out R^2(z_g) of a ridge on raw pixels ~0.47,
-of a two-layer MLP on pixels ~0.57 (~0.64 from 16k images); from one region's z_r, ridge ~0.39
-and MLP ~0.73. A linear probe on learned features thus measures what an encoder has
-*un-mixed*, not what the pixels already expose linearly. Cell latents stay near-linear in
-their pixels (ridge ~0.95), as local content is in real images.
+defaults (4096 fit / 2048 held-out): R^2(z_g) of a ridge on raw pixels ~0.47, of a two-layer
+MLP ~0.57; cell latents stay near-linear in their pixels (ridge ~0.95).
 
-The mixing functions depend only on ``world_seed``; samples only on the ``seed`` argument.
+Version 2 adds noise scales, ``tied`` maps and smooth cells (docs/theory.md); version 1 stays as
+it was. Mixing functions depend only on ``world_seed``, samples only on the ``seed`` argument.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,29 +31,21 @@ import torch
 
 from maelab.config import DataConfig, SyntheticConfig
 from maelab.data.base import DatasetEntry, ImageSet, Splits, channel_stats, register_dataset
+from maelab.data.mixing import (
+    CouplingStage,
+    couple,
+    coupling_stage,
+    phi,
+    phi_inverse,
+    random_orthogonal,
+    smooth_basis,
+    uncouple,
+)
 from maelab.errors import ConfigError
 
 DEFAULT_NUM_TRAIN = 4096
 DEFAULT_NUM_TEST = 1024
 CONTROL_DIM = 4
-
-
-@dataclass(frozen=True)
-class CouplingStage:
-    """Invertible non-linear maps of K nodes' latents (width d): ``h(x) = couple(Q x)``.
-
-    ``couple`` splits ``u = Q x`` into halves (a, b) and applies ``b += A cos(w W_b a)``, then
-    ``a += A cos(w W_a b)``. The shifts are even functions, so they carry no linear signal
-    about their argument, yet the map inverts exactly (subtract the shifts in reverse order).
-    """
-
-    rotation: torch.Tensor  # (K, d, d) orthogonal
-    weight_b: torch.Tensor  # (K, d - d // 2, d // 2)
-    weight_a: torch.Tensor  # (K, d // 2, d - d // 2)
-
-    def nodes(self, index: torch.Tensor) -> CouplingStage:
-        """The stages of the nodes ``index`` (K',), e.g. each child's copy of its parent's."""
-        return CouplingStage(self.rotation[index], self.weight_b[index], self.weight_a[index])
 
 
 @dataclass(frozen=True)
@@ -125,6 +116,15 @@ def validate_synthetic(cfg: SyntheticConfig) -> None:
             f"data.synthetic.mixing_gain={cfg.mixing_gain} must be > 0 and mixing_leak="
             f"{cfg.mixing_leak} in (0, 1] (phi must stay strictly increasing)"
         )
+    if cfg.version == 1:
+        v2_only = {"region_noise_std": 1.0, "cell_noise_std": 1.0, "tied": False}
+        changed = [k for k, v in v2_only.items() if getattr(cfg, k) != v]
+        if changed:
+            # version 1 reproduces the first world bit for bit; it has no such fields
+            raise ConfigError(
+                f"data.synthetic.{changed[0]} needs data.synthetic.version=2 (version 1 is the "
+                "first 16 px world, kept as it was)"
+            )
     if cfg.decoder_hidden < 1 or not 0 <= cfg.decoder_sine <= 1:
         raise ConfigError(
             f"data.synthetic.decoder_hidden={cfg.decoder_hidden} must be >= 1 and "
@@ -132,72 +132,27 @@ def validate_synthetic(cfg: SyntheticConfig) -> None:
         )
 
 
-def phi(x: torch.Tensor, gain: float, leak: float) -> torch.Tensor:
-    """Invertible leaky tanh: ``leak * x + (1 - leak) * tanh(gain * x)`` (slope >= leak > 0)."""
-    return leak * x + (1.0 - leak) * torch.tanh(gain * x)
+def _pixel_weights(
+    cfg: SyntheticConfig, gen: torch.Generator
+) -> Callable[[int, int], torch.Tensor]:
+    """Draws pixel-by-input weight tensors (count, channels * cell_size**2, k) of unit variance.
 
+    Version 1 draws every pixel's weights independently (cells look like coloured noise);
+    version 2 draws each channel's weights as a mix of smooth patterns, so that a cell reads as
+    a soft colour gradient and similar latents give visibly similar cells.
+    """
+    pixels = cfg.channels * cfg.cell_size**2
 
-def phi_inverse(y: torch.Tensor, gain: float, leak: float, iters: int = 64) -> torch.Tensor:
-    """Inverse of `phi` by bisection (exact to float precision; phi is strictly increasing)."""
-    # |phi(x) - leak * x| < 1 - leak brackets the root
-    lo = (y - (1.0 - leak)) / leak
-    hi = (y + (1.0 - leak)) / leak
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        below = phi(mid, gain, leak) < y
-        lo = torch.where(below, mid, lo)
-        hi = torch.where(below, hi, mid)
-    return 0.5 * (lo + hi)
+    def iid(count: int, k: int) -> torch.Tensor:
+        return torch.randn(count, pixels, k, generator=gen, dtype=torch.float64)
 
+    def smooth(count: int, k: int) -> torch.Tensor:
+        basis = smooth_basis(cfg.cell_size)  # (s*s, F*F)
+        coef = torch.randn(count, cfg.channels, basis.shape[1], k, generator=gen, dtype=basis.dtype)
+        w = torch.einsum("pb,ncbk->ncpk", basis, coef) / math.sqrt(basis.shape[1])
+        return w.reshape(count, pixels, k)
 
-def _shift(u: torch.Tensor, amp: float, freq: float) -> torch.Tensor:
-    # cos(w u) minus its mean for u ~ N(0, 1): an even, zero-mean shift
-    return amp * (torch.cos(freq * u) - math.exp(-0.5 * freq**2))
-
-
-def _shift_scale(amp: float, freq: float) -> float:
-    # std of x + shift for unit-variance x, so every stage keeps latents near unit scale
-    var_cos = 0.5 * (1.0 + math.exp(-2.0 * freq**2)) - math.exp(-(freq**2))
-    return math.sqrt(1.0 + amp**2 * var_cos)
-
-
-def couple(stage: CouplingStage, x: torch.Tensor, amp: float, freq: float) -> torch.Tensor:
-    """Apply each node's coupling stage: (N, K, d) -> (N, K, d)."""
-    u = torch.einsum("kij,nkj->nki", stage.rotation, x)
-    h = stage.weight_a.shape[1]
-    a, b = u[..., :h], u[..., h:]
-    b = b + _shift(torch.einsum("kij,nkj->nki", stage.weight_b, a), amp, freq)
-    a = a + _shift(torch.einsum("kij,nkj->nki", stage.weight_a, b), amp, freq)
-    return torch.cat([a, b], dim=-1) / _shift_scale(amp, freq)
-
-
-def uncouple(stage: CouplingStage, y: torch.Tensor, amp: float, freq: float) -> torch.Tensor:
-    """Exact inverse of `couple`: (N, K, d) -> (N, K, d)."""
-    u = y * _shift_scale(amp, freq)
-    h = stage.weight_a.shape[1]
-    a, b = u[..., :h], u[..., h:]
-    a = a - _shift(torch.einsum("kij,nkj->nki", stage.weight_a, b), amp, freq)
-    b = b - _shift(torch.einsum("kij,nkj->nki", stage.weight_b, a), amp, freq)
-    return torch.einsum("kji,nkj->nki", stage.rotation, torch.cat([a, b], dim=-1))
-
-
-def _random_orthogonal(count: int, dim: int, gen: torch.Generator) -> torch.Tensor:
-    """`count` Haar-distributed orthogonal (dim, dim) matrices."""
-    a = torch.randn(count, dim, dim, generator=gen, dtype=torch.float64)
-    q, r = torch.linalg.qr(a)
-    # the sign fix makes the QR factor Haar-distributed rather than biased
-    return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
-
-
-def _coupling_stage(count: int, dim: int, gen: torch.Generator) -> CouplingStage:
-    h = dim // 2
-    f64 = torch.float64
-    # weights of std 1/sqrt(fan-in) give unit-variance shift arguments
-    return CouplingStage(
-        rotation=_random_orthogonal(count, dim, gen),
-        weight_b=torch.randn(count, dim - h, h, generator=gen, dtype=f64) / math.sqrt(max(h, 1)),
-        weight_a=torch.randn(count, h, dim - h, generator=gen, dtype=f64) / math.sqrt(dim - h),
-    )
+    return iid if cfg.version == 1 else smooth
 
 
 def make_world(cfg: SyntheticConfig) -> SyntheticWorld:
@@ -208,26 +163,38 @@ def make_world(cfg: SyntheticConfig) -> SyntheticWorld:
     n_cells, n_regions = cells * cells, regions * regions
     dims = latent_dims(cfg)
     d_cell, hidden = dims["cell"], cfg.decoder_hidden
-    pixels = cfg.channels * cfg.cell_size**2
     f64 = torch.float64
+
+    # a tied world draws one map per level and gives it to every node of the level
+    draw_regions, draw_cells = (1, 1) if cfg.tied else (n_regions, n_cells)
 
     # class means spread so that the mixture has unit variance per coordinate
     spread = math.sqrt(1.0 - cfg.class_std**2)
     class_means = spread * torch.randn(cfg.num_classes, cfg.global_dim, generator=gen, dtype=f64)
-    global_stage = _coupling_stage(1, cfg.global_dim, gen)
-    region_stage = _coupling_stage(n_regions, dims["region"], gen)
-    region_mix = _random_orthogonal(n_regions, dims["region"], gen)
-    cell_mix = _random_orthogonal(n_cells, d_cell, gen)
+    global_stage = coupling_stage(1, cfg.global_dim, gen)
+    region_stage = coupling_stage(draw_regions, dims["region"], gen)
+    region_mix = random_orthogonal(draw_regions, dims["region"], gen)
+    cell_mix = random_orthogonal(draw_cells, d_cell, gen)
     # logits of std ~1.5 use most of the sigmoid's range without saturating it; decoder_sine
     # is the sine features' share of that variance (sin(.) has variance ~1/2)
     lin_std = 1.5 * math.sqrt((1.0 - cfg.decoder_sine) / d_cell)
-    decoder_lin = lin_std * torch.randn(n_cells, pixels, d_cell, generator=gen, dtype=f64)
-    decoder_in = torch.randn(n_cells, hidden, d_cell, generator=gen, dtype=f64)
+    weights = _pixel_weights(cfg, gen)
+    decoder_lin = lin_std * weights(draw_cells, d_cell)
+    decoder_in = torch.randn(draw_cells, hidden, d_cell, generator=gen, dtype=f64)
     decoder_in *= cfg.decoder_freq / math.sqrt(d_cell)
-    decoder_phase = 2 * math.pi * torch.rand(n_cells, hidden, generator=gen, dtype=f64)
+    decoder_phase = 2 * math.pi * torch.rand(draw_cells, hidden, generator=gen, dtype=f64)
     sine_std = 1.5 * math.sqrt(2.0 * cfg.decoder_sine / hidden)
-    decoder_out = sine_std * torch.randn(n_cells, pixels, hidden, generator=gen, dtype=f64)
-    decoder_bias = 0.5 * torch.randn(n_cells, pixels, generator=gen, dtype=f64)
+    decoder_out = sine_std * weights(draw_cells, hidden)
+    decoder_bias = 0.5 * weights(draw_cells, 1)[..., 0]
+    if cfg.tied:
+        region_stage = region_stage.nodes(torch.zeros(n_regions, dtype=torch.long))
+        region_mix = region_mix.expand(n_regions, -1, -1)
+        cell_mix, decoder_lin, decoder_in, decoder_out = (
+            t.expand(n_cells, *t.shape[1:])
+            for t in (cell_mix, decoder_lin, decoder_in, decoder_out)
+        )
+        decoder_phase = decoder_phase.expand(n_cells, -1)
+        decoder_bias = decoder_bias.expand(n_cells, -1)
 
     rows, cols = torch.meshgrid(torch.arange(cells), torch.arange(cells), indexing="ij")
     cell_region = (rows // cfg.region_cells) * regions + cols // cfg.region_cells
@@ -252,7 +219,7 @@ def mix_regions(
     """Regional latents ``z_r = phi(Q_r [h_g(z_g) ; e_r])``: (N, G), (N, R, Er) -> (N, R, Dr)."""
     n, r = e_r.shape[:2]
     shared = couple(world.global_stage, z_g.unsqueeze(1), cfg.global_shift, cfg.shift_freq)
-    parents = torch.cat([shared.expand(n, r, -1), e_r], dim=-1)  # (N, R, G + Er)
+    parents = torch.cat([shared.expand(n, r, -1), cfg.region_noise_std * e_r], dim=-1)
     mixed = torch.einsum("rij,nrj->nri", world.region_mix, parents)
     return phi(mixed, cfg.mixing_gain, cfg.mixing_leak)
 
@@ -262,7 +229,7 @@ def mix_cells(
 ) -> torch.Tensor:
     """Cell latents ``z_c = phi(Q_c [h_r(z_r) ; e_c])``: (N, R, Dr), (N, C, Ec) -> (N, C, Dc)."""
     shared = couple(world.region_stage, z_r, cfg.region_shift, cfg.shift_freq)
-    parents = torch.cat([shared[:, world.cell_region], e_c], dim=-1)  # (N, C, Dr + Ec)
+    parents = torch.cat([shared[:, world.cell_region], cfg.cell_noise_std * e_c], dim=-1)
     mixed = torch.einsum("cij,ncj->nci", world.cell_mix, parents)
     return phi(mixed, cfg.mixing_gain, cfg.mixing_leak)
 
@@ -277,7 +244,7 @@ def unmix_cells(
     d_r = world.region_mix.shape[-1]
     stage = world.region_stage.nodes(world.cell_region)
     z_r = uncouple(stage, parents[..., :d_r], cfg.region_shift, cfg.shift_freq)
-    return z_r, parents[..., d_r:]
+    return z_r, parents[..., d_r:] / cfg.cell_noise_std
 
 
 def unmix_regions(
@@ -290,7 +257,7 @@ def unmix_regions(
     g = world.class_means.shape[-1]
     stage = world.global_stage.nodes(torch.zeros(z_r.shape[1], dtype=torch.long))
     z_g = uncouple(stage, parents[..., :g], cfg.global_shift, cfg.shift_freq)
-    return z_g, parents[..., g:]
+    return z_g, parents[..., g:] / cfg.region_noise_std
 
 
 def render_cells(world: SyntheticWorld, cfg: SyntheticConfig, z_c: torch.Tensor) -> torch.Tensor:
