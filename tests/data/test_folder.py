@@ -20,10 +20,9 @@ from maelab.data.folder import (
     FolderImages,
     build_folder,
     eval_view,
-    hold_out,
-    load_rgb,
     sample_crop,
 )
+from maelab.data.image_tree import hold_out, load_rgb
 from maelab.errors import DataError
 
 SIZE = 16

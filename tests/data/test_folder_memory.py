@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 from maelab.config import DataConfig
-from maelab.data import folder
+from maelab.data import folder_memory
 from maelab.data.base import ImageSet, StreamingSet
 from maelab.data.export import write_image_folder
-from maelab.data.folder import IMAGENET_MEAN, build_folder, is_grey, native_size
+from maelab.data.folder import IMAGENET_MEAN, build_folder
+from maelab.data.folder_memory import is_grey, native_size
 from maelab.errors import DataError
 
 
@@ -134,7 +135,7 @@ def test_in_memory_switch(tmp_path: Path) -> None:
 
 def test_memory_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_tree(tmp_path, size=12)
-    monkeypatch.setattr(folder, "MEMORY_LIMIT", 100)
+    monkeypatch.setattr(folder_memory, "MEMORY_LIMIT", 100)
     assert isinstance(build_folder(data(tmp_path)).train, StreamingSet)
     with pytest.raises(
         DataError, match=r"exceed the 0 MiB held in memory; pass data.in_memory=false"
