@@ -17,11 +17,12 @@ def _add_probe(sub: argparse._SubParsersAction) -> None:
         "probe",
         help="linear probe + k-NN of a pretrained encoder and its baselines",
         description="Linear probe and k-NN (frozen, cached features) of the checkpoint's encoder, "
-        "a random encoder of the same architecture and raw pixels. Data default to the checkpoint's; "
-        "override with data.* and probe.* (e.g. data.name=digits probe.epochs=50 probe.pool=mean). "
+        "a random encoder of the same architecture and raw pixels. Features: mean of the patch "
+        "tokens (probe.pool=cls: the class token). Data default to the checkpoint's; "
+        "override with data.* and probe.* (e.g. data.name=digits probe.epochs=50 probe.pool=cls). "
         "Writes probe.json and probe.txt into the run folder.",
     )
-    add_ckpt_args(p, "data.name=digits probe.epochs=50 probe.pool=mean")
+    add_ckpt_args(p, "data.name=digits probe.epochs=50 probe.pool=cls")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run_probe)
 

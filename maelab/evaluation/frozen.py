@@ -42,7 +42,8 @@ Source = Literal["random", "pixels"]
 class ProbeConfig(LinearProbeConfig):
     """Probe settings: the linear head's recipe (inherited) plus features, k-NN and baselines."""
 
-    pool: Pool = "cls"
+    # mean: on the tuning sets (docs/small_data.md) mean-pooled patch tokens probed >= cls
+    pool: Pool = "mean"
     k: int = Field(20, ge=1)
     t: float = Field(0.07, gt=0.0)
     baselines: list[Source] = ["random", "pixels"]
