@@ -58,6 +58,10 @@ def _run_pretrain(args: argparse.Namespace) -> int:
     res = pretrain(cfg, resume=args.resume, quiet=args.quiet)
     if not rank_zero():
         return 0
+    if res.complete_at_epoch is not None:
+        epoch = res.complete_at_epoch
+        print(f"run already complete at step {res.steps} (epoch {epoch}); nothing to do")
+        return 0
     write_reconstruction_figure(res.model, res.splits.test, cfg.mask, RunFolder(res.run_dir))
     print(
         f"loss {res.first_loss:.4f} -> {res.final_loss:.4f} in {res.steps} steps ({res.seconds:.1f} s)"

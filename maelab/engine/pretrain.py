@@ -32,6 +32,7 @@ from maelab.engine.checkpoint import (
 )
 from maelab.engine.device import autocast_for, env_world_size, keep_freed_memory, resolve_device
 from maelab.engine.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from maelab.engine.eta import EtaClock, device_label
 from maelab.engine.metrics_log import MetricsLog
 from maelab.engine.optim import build_adamw
 from maelab.engine.schedule import lr_at, scaled_lr
@@ -68,6 +69,8 @@ class PretrainResult:
     steps: int
     seconds: float
     splits: Splits  # the data it trained on (callers draw reconstructions of its test split)
+    # set when resumed from a run already past train.epochs: its epoch count; nothing ran
+    complete_at_epoch: int | None = None
 
 
 def pretrain(
@@ -112,6 +115,10 @@ def pretrain(
         warn_config_changes(state.get("config"), cfg, resume_path)
         guard.last_good = str(resume_path)
     guard.skipped = int(progress.get("skipped", 0))
+    if resume_path is not None and start_epoch >= t.epochs and not dry_run:
+        return PretrainResult(
+            run.root, model, math.nan, math.nan, global_step, 0.0, splits, start_epoch
+        )
 
     step_module: nn.Module = TrainStep(model, cfg)
     if dist_info.enabled:
@@ -171,6 +178,7 @@ def pretrain(
         dynamic_ncols=True,
         file=sys.stderr,
     )
+    eta = EtaClock(t.epochs * iters - bar.n, device_label(device))
     model.train()
     try:
         for epoch in range(start_epoch, t.epochs):
@@ -203,6 +211,9 @@ def pretrain(
                 stepped = sync and guard.update(place)
                 global_step += 1
                 bar.update(1)
+                lines = eta.tick() if dist_info.is_main else []
+                for line in lines[1:] if quiet else lines:  # quiet: only the long-run warning
+                    tqdm.write(line, file=sys.stdout)
                 if not finite:
                     continue
                 if math.isnan(first_loss):
