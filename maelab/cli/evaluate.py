@@ -82,7 +82,7 @@ def _run_finetune(args: argparse.Namespace) -> int:
 def _add_reconstruct(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reconstruct",
-        help="PNG grid: original / masked / reconstruction / pasted",
+        help="PNG grid: original / masked / reconstruction (visible patches as input)",
         description="Reconstruct test images with a pretraining checkpoint. The checkpoint's config "
         "is the default; override e.g. mask.ratio=0.9 mask.strategy=block mask.unit=8 data.name=...",
     )
