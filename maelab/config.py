@@ -243,6 +243,15 @@ def load_config(
     return build_config(tree, model)
 
 
+def override_data(data: DataConfig, items: list[str]) -> DataConfig:
+    """`data` with `data.key=value` items applied, validated (other keys are an error)."""
+    foreign = [i for i in items if not i.startswith("data.")]
+    if foreign:
+        raise ConfigError(f"only data.* overrides apply here, not {', '.join(foreign)}")
+    update = parse_overrides(items).get("data", {})
+    return build_config(deep_merge(data.model_dump(), update), DataConfig)
+
+
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """{"a": {"b": 1}} -> {"a.b": 1}; tuples become lists so stored and live configs compare."""
     out: dict[str, Any] = {}
