@@ -84,6 +84,8 @@ class ModelConfig(Strict):
     mlp_ratio: PosFloat | None = None
     norm_pix_loss: bool = True
     learnable_pos_embed: bool = False
+    # weights to start pretraining from: an official MAE .pth or a maelab checkpoint (no optimizer)
+    init: str | None = None
 
 
 class MaskConfig(Strict):

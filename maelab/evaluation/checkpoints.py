@@ -129,7 +129,7 @@ def official_config_tree(official: OfficialArch) -> dict[str, Any]:
     image size and channels (folder data normalises 3-channel images with ImageNet statistics,
     as the released weights were trained)."""
     a = official.arch
-    model = {k: getattr(a, k) for k in ModelConfig.model_fields if k != "preset"}
+    model = {k: getattr(a, k) for k in ModelConfig.model_fields if k not in ("preset", "init")}
     return {"model": {**model, "preset": None}, "data": {"image_size": a.img_size}}
 
 
