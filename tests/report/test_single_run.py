@@ -16,8 +16,11 @@ def _fake_run(root, with_probe: bool):
     if with_probe:
         rows = [
             {"source": s, "dim": d, "linear": {"top1": lin}, "knn": {"top1": knn}}
-            for s, d, lin, knn in [("mae", 192, 91.5, 87.0), ("random", 192, 80.1, 45.2),
-                                   ("pixels", 784, 88.8, 92.3)]  # fmt: skip
+            for s, d, lin, knn in [
+                ("mae", 192, 91.5, 87.0),
+                ("random", 192, 80.1, 45.2),
+                ("pixels", 784, 88.8, 92.3),
+            ]  # fmt: skip
         ]
         record = {"probe": {"pool": "mean"}, "num_train": 4000, "num_test": 1000, "rows": rows}
         (root / "probe.json").write_text(json.dumps(record))
