@@ -84,6 +84,8 @@ class ModelConfig(Strict):
     mlp_ratio: PosFloat | None = None
     norm_pix_loss: bool = True
     learnable_pos_embed: bool = False
+    # weights to start pretraining from: an official MAE .pth or a maelab checkpoint (no optimizer)
+    init: str | None = None
 
 
 class MaskConfig(Strict):
@@ -241,6 +243,15 @@ def load_config(
         tree = deep_merge(tree, read_yaml(f))
     tree = deep_merge(tree, parse_overrides(overrides or []))
     return build_config(tree, model)
+
+
+def override_data(data: DataConfig, items: list[str]) -> DataConfig:
+    """`data` with `data.key=value` items applied, validated (other keys are an error)."""
+    foreign = [i for i in items if not i.startswith("data.")]
+    if foreign:
+        raise ConfigError(f"only data.* overrides apply here, not {', '.join(foreign)}")
+    update = parse_overrides(items).get("data", {})
+    return build_config(deep_merge(data.model_dump(), update), DataConfig)
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -154,11 +154,13 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="mask ratio of the two views (default: each run's)",
     )
+    c.add_argument("overrides", nargs="*", metavar="data.key=value", help="data overrides")
     c.set_defaults(handler=_run_analyze_collapse)
     q = what.add_parser("probes", help="all theory probes (Q1-Q5, identifiability) of a checkpoint")
     q.add_argument("--ckpt", required=True)
     q.add_argument("--probe", action="append", default=None, help="only these probes (repeat)")
     q.add_argument("--out", default=None, help="folder (default: RUN/probes)")
+    q.add_argument("overrides", nargs="*", metavar="data.key=value", help="data overrides")
     q.set_defaults(handler=_run_analyze_probes)
 
 
@@ -170,7 +172,7 @@ def _run_analyze_collapse(args: argparse.Namespace) -> int:
             f"give one --label per --ckpt ({len(args.ckpt)} checkpoints, {len(args.label)} labels)"
         )
     stats, json_path, png_path = write_collapse_analysis(
-        args.ckpt, args.out, args.label, args.images, args.pool, args.ratio
+        args.ckpt, args.out, args.label, args.images, args.pool, args.ratio, args.overrides
     )
     print(f"{'run':<40}{'dim':>5}{'eff.rank':>10}{'RankMe':>9}{'align':>8}{'unif':>8}")
     for s in stats:
@@ -188,7 +190,7 @@ def _run_analyze_probes(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else RunFolder.of_checkpoint(args.ckpt).probes
     try:
-        records = probe_checkpoint(args.ckpt, out, args.probe)
+        records = probe_checkpoint(args.ckpt, out, args.probe, data_overrides=args.overrides)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     for name, rec in records.items():

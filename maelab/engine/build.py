@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from maelab.config import Config, MaskConfig, ObjectiveConfig
 from maelab.data.base import Splits
-from maelab.errors import ConfigError
+from maelab.errors import CheckpointError, ConfigError
 from maelab.masking import MASK_STRATEGIES
+from maelab.models.interop import load_official_state_dict, read_state_dict
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.presets import arch_from_config
 from maelab.objectives import OBJECTIVES
@@ -25,6 +26,33 @@ def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
             f"{splits.train.channels} channels; leave model.in_chans unset"
         )
     return MaskedAutoencoder(arch)
+
+
+def load_init(model: MaskedAutoencoder, path: str) -> str:
+    """Load `model.init` weights (an official MAE file or a maelab checkpoint) into `model`;
+    one line saying what matched. Any tensor of another shape is an architecture mismatch."""
+    try:
+        sd = read_state_dict(path)
+    except CheckpointError as exc:
+        raise ConfigError(f"model.init={path}: {exc}") from None
+    own = model.state_dict()
+    differ = [k for k in sd if k in own and sd[k].shape != own[k].shape]
+    if differ:
+        k = differ[0]
+        raise ConfigError(
+            f"model.init={path} was made for another architecture: {k} is "
+            f"{tuple(sd[k].shape)} there, {tuple(own[k].shape)} here ({len(differ)} tensors "
+            "differ); set the model fields to match it"
+        )
+    try:
+        report = load_official_state_dict(model, sd)
+    except CheckpointError as exc:
+        raise ConfigError(f"model.init={path}: {exc}") from None
+    why = " (decoder: encoder-only file, decoder starts fresh)" if report.encoder_only else ""
+    return (
+        f"init from {path}: matched {len(report.matched)}, missing {len(report.missing)}{why}, "
+        f"unexpected {len(report.unexpected)}"
+    )
 
 
 def check_mask_config(mask: MaskConfig, model: MaskedAutoencoder) -> None:

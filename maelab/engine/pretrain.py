@@ -18,7 +18,7 @@ from maelab.config import Config, TrainConfig, dump_config
 from maelab.data import augment_enabled, build_splits
 from maelab.data.base import Splits
 from maelab.data.loader import Batching, derive_seed, steps_per_epoch, train_batches
-from maelab.engine.build import build_model_for, check_mask_config, check_objective
+from maelab.engine.build import build_model_for, check_mask_config, check_objective, load_init
 from maelab.engine.checkpoint import (
     atomic_save,
     checkpoint_state,
@@ -95,6 +95,9 @@ def pretrain(
         print(recipe_line, flush=True)
     torch.manual_seed(t.seed)
     model = build_model_for(cfg, splits).to(device)
+    init_line = load_init(model, cfg.model.init) if cfg.model.init else ""
+    if init_line and not quiet and dist_info.is_main:
+        print(init_line, flush=True)
     check_mask_config(cfg.mask, model)
     check_objective(cfg.objective)
     accum = t.accum_iter

@@ -10,29 +10,38 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ValidationError
 
-from maelab.config import Config
+from maelab.config import Config, ModelConfig
 from maelab.engine.checkpoint import load_checkpoint
 from maelab.errors import CheckpointError
+from maelab.models.interop import read_state_dict
 from maelab.models.mae import MAEArch, MaskedAutoencoder
+from maelab.models.official_arch import OfficialArch, infer_official_arch, is_official_layout
+
+DECODER_PREFIXES = ("decoder_", "mask_token")
 
 
 def load_pretrained(
-    path: str | Path, map_location: str | torch.device = "cpu"
+    path: str | Path, map_location: str | torch.device = "cpu", need_decoder: bool = False
 ) -> tuple[MaskedAutoencoder, Config]:
     """Rebuild the model from the stored `arch`, load `model`, and parse the stored `config`.
 
+    Official MAE checkpoints (`mae_pretrain_vit_*.pth`, `mae_visualize_vit_*.pth`) load too:
+    their architecture is read from the weights, their config is `official_config_tree`.
     The model comes back in eval mode on `map_location`.
 
-    Every failure (missing file, foreign checkpoint, arch or weights that do not fit) is one
-    CheckpointError line.
+    Every failure (missing file, foreign checkpoint, arch or weights that do not fit, no decoder
+    when `need_decoder`) is one CheckpointError line.
     """
     path = Path(path)
     state = load_checkpoint(path, map_location)
     missing = [k for k in ("model", "arch", "config") if k not in state]
+    official = official_arch(state, path) if missing else None
+    if official is not None:
+        return load_official(path, state, official, map_location, need_decoder)
     if missing:
         raise CheckpointError(
-            f"checkpoint '{path}' is not a maelab pretraining checkpoint (no {', '.join(missing)}); "
-            "official MAE weights load with maelab.models.interop.load_official_state_dict"
+            f"checkpoint '{path}' is neither a maelab pretraining checkpoint (no "
+            f"{', '.join(missing)}) nor official MAE weights (no cls_token / pos_embed / blocks)"
         )
     for key in ("model", "arch", "config"):
         if not isinstance(state[key], dict):
@@ -91,9 +100,65 @@ def known_config(raw: dict[str, Any], path: str | Path, warn: bool = True) -> di
 def stored_config_tree(path: str | Path) -> dict[str, Any]:
     """The config stored in a checkpoint as a plain tree of known keys ({} when there is none).
 
-    Silent: `load_pretrained` warns about the dropped keys when the model is loaded.
+    Official MAE checkpoints give `official_config_tree`. Silent: `load_pretrained` warns about
+    the dropped keys when the model is loaded.
     """
-    return known_config(load_checkpoint(path).get("config") or {}, path, warn=False)
+    state = load_checkpoint(path)
+    official = None if "config" in state else official_arch(state, Path(path))
+    if official is not None:
+        return official_config_tree(official)
+    return known_config(state.get("config") or {}, path, warn=False)
+
+
+def official_arch(state: dict[str, Any], path: Path) -> OfficialArch | None:
+    """The inferred architecture when `state` is an official MAE checkpoint, else None."""
+    try:
+        sd = read_state_dict(state)
+    except CheckpointError:
+        return None
+    if not is_official_layout(sd):
+        return None
+    try:
+        return infer_official_arch(sd)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"official checkpoint '{path}': unusable shapes ({exc})") from None
+
+
+def official_config_tree(official: OfficialArch) -> dict[str, Any]:
+    """The config an official checkpoint implies: its model sizes and probe-time data at its
+    image size and channels (folder data normalises 3-channel images with ImageNet statistics,
+    as the released weights were trained)."""
+    a = official.arch
+    model = {k: getattr(a, k) for k in ModelConfig.model_fields if k not in ("preset", "init")}
+    return {"model": {**model, "preset": None}, "data": {"image_size": a.img_size}}
+
+
+def load_official(
+    path: Path,
+    state: dict[str, Any],
+    official: OfficialArch,
+    map_location: str | torch.device,
+    need_decoder: bool,
+) -> tuple[MaskedAutoencoder, Config]:
+    """Build the inferred model and load the official weights (strictly, bar a missing
+    decoder); prints one line saying what was inferred and what the file lacks."""
+    print(official.describe())
+    if need_decoder and not official.has_decoder:
+        raise CheckpointError(
+            f"'{path}' is an encoder-only official checkpoint: no decoder, so nothing to "
+            "reconstruct with (use a mae_visualize_vit_* file or a maelab run)"
+        )
+    model = MaskedAutoencoder(official.arch)
+    sd = read_state_dict(state)
+    result = model.load_state_dict(sd, strict=False)
+    bad = [k for k in result.missing_keys if not k.startswith(DECODER_PREFIXES)]
+    if bad or result.unexpected_keys:
+        raise CheckpointError(
+            f"official checkpoint '{path}' does not fit the inferred model (missing "
+            f"{bad[:3]}, unexpected {result.unexpected_keys[:3]})"
+        )
+    cfg = Config.model_validate(official_config_tree(official))
+    return model.to(map_location).eval(), cfg
 
 
 def arch_from_state(state: dict[str, Any], path: Path) -> MAEArch:

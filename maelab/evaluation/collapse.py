@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from maelab.config import MaskConfig
+from maelab.config import MaskConfig, override_data
 from maelab.data import build_splits
 from maelab.data.base import Split
 from maelab.data.loader import eval_batches
@@ -96,6 +96,7 @@ def analyze_checkpoints(
     pool: Pool = "cls",
     mask_ratio: float | None = None,
     device: str = "cpu",
+    data_overrides: list[str] | None = None,
 ) -> list[CollapseStats]:
     """Collapse numbers of each checkpoint on its own test split.
 
@@ -105,7 +106,7 @@ def analyze_checkpoints(
     out = []
     for i, path in enumerate(paths):
         model, cfg = load_pretrained(path, map_location=device)
-        splits = build_splits(cfg.data)
+        splits = build_splits(override_data(cfg.data, data_overrides or []))
         label = labels[i] if labels else RunFolder.of_checkpoint(path).root.name
         mask = cfg.mask if mask_ratio is None else cfg.mask.model_copy(update={"ratio": mask_ratio})
         out.append(model_collapse(model, splits.test, mask, label, num_images, pool))
@@ -119,10 +120,13 @@ def write_collapse_analysis(
     num_images: int = 1024,
     pool: Pool = "cls",
     mask_ratio: float | None = None,
+    data_overrides: list[str] | None = None,
 ) -> tuple[list[CollapseStats], Path, Path]:
     """`analyze_checkpoints`, then `collapse.json` and an overlay of the spectra `collapse.png`
     in `out_dir` (default: the first checkpoint's run folder / analysis)."""
-    stats = analyze_checkpoints(list(paths), labels, num_images, pool, mask_ratio)
+    stats = analyze_checkpoints(
+        list(paths), labels, num_images, pool, mask_ratio, data_overrides=data_overrides
+    )
     out = Path(out_dir) if out_dir else RunFolder.of_checkpoint(paths[0]).root / ANALYSIS_DIR
     records = [{**s.to_dict(), "checkpoint": str(p)} for s, p in zip(stats, paths, strict=True)]
     json_path = write_json_atomic(out / COLLAPSE_FILE, records)

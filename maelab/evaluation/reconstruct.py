@@ -185,7 +185,7 @@ def reconstruct_checkpoint(
     """
     device = device if device is not None else resolve_device(cfg.train.device)
 
-    model, _ = load_pretrained(ckpt)
+    model, _ = load_pretrained(ckpt, need_decoder=True)
     check_mask_config(cfg.mask, model)
     split = build_splits(cfg.data).test
     if split.channels != model.arch.in_chans:

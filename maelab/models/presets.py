@@ -46,7 +46,7 @@ def make_arch(preset: str | None = None, **overrides: Any) -> MAEArch:
 
 def arch_from_config(model_cfg: Any, img_size: int, in_chans: int) -> MAEArch:
     """MAEArch from a ModelConfig; image size and channels default to the data's."""
-    fields = model_cfg.model_dump(exclude={"preset"})
+    fields = model_cfg.model_dump(exclude={"preset", "init"})
     fields["img_size"] = fields["img_size"] or img_size
     fields["in_chans"] = fields["in_chans"] or in_chans
     return make_arch(model_cfg.preset, **fields)

@@ -8,8 +8,24 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from maelab.data.base import ImageSet
+from maelab.data.base import ImageSet, Split
 from maelab.data.loader import normalize
+
+
+def in_memory(split: Split, limit: int = 4096) -> ImageSet:
+    """A split as an ImageSet: streamed folders are read (un-augmented, first `limit` images,
+    at the split's image size) so the probes can index them."""
+    if isinstance(split, ImageSet):
+        return split
+    count = min(len(split), limit)
+    pairs = [split.eval_dataset[i] for i in range(count)]
+    return ImageSet(
+        images=torch.stack([x for x, _ in pairs]),  # (N, C, H, W) uint8
+        labels=torch.tensor([int(y) for _, y in pairs]),
+        num_classes=split.num_classes,
+        mean=split.mean,
+        std=split.std,
+    )
 
 
 def take(images: ImageSet, count: int | None, start: int = 0) -> ImageSet:

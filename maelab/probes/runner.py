@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from maelab.config import override_data
 from maelab.data.base import ImageSet
 from maelab.evaluation.checkpoints import load_pretrained
 from maelab.evaluation.splits import cached_splits
 from maelab.probes import PROBES, get_probe, run_theory_probe
+from maelab.probes.inputs import in_memory
 from maelab.probes.results import to_jsonable
 from maelab.run_folder import write_json_atomic
 
@@ -44,11 +46,13 @@ def probe_checkpoint(
     names: list[str] | None = None,
     options: dict[str, dict[str, Any]] | None = None,
     device: str = "cpu",
+    data_overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run probes (default: all that apply) on a checkpoint's test split; returns name -> JSON."""
+    """Run probes (default: all that apply) on a checkpoint's test split (its stored data with
+    `data.key=value` overrides); returns name -> JSON."""
     model, cfg = load_pretrained(ckpt, map_location=device)
-    splits = cached_splits(cfg.data)
-    test = splits.test
+    splits = cached_splits(override_data(cfg.data, data_overrides or []))
+    test = in_memory(splits.test)
     names = names or applicable_probes(test)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +64,7 @@ def probe_checkpoint(
         opts = dict(DEFAULT_OPTIONS.get(name, {}))
         opts.update((options or {}).get(name, {}))
         if name == "identifiability":
-            opts.setdefault("fit_images", splits.train)
+            opts.setdefault("fit_images", in_memory(splits.train))
         t0 = time.time()
         result = run_theory_probe(name, model, test, figure_path=out_dir / f"{name}.png", **opts)
         record = {

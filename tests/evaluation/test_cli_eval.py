@@ -21,7 +21,7 @@ def test_load_pretrained_round_trip(synthetic_ckpt):
 
 def test_load_pretrained_rejects_foreign_files(tmp_path):
     torch.save({"model": {"w": torch.zeros(1)}}, tmp_path / "weights.pt")
-    with pytest.raises(CheckpointError, match="not a maelab pretraining checkpoint"):
+    with pytest.raises(CheckpointError, match="neither a maelab pretraining checkpoint"):
         load_pretrained(tmp_path / "weights.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(CheckpointError):

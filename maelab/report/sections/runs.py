@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 
 from maelab.report import figures
 from maelab.report.collect import training_curve
 from maelab.report.context import ReportContext
 from maelab.report.page import Section, esc, fmt, img, table
 from maelab.report.slicing import short_label
-from maelab.run_folder import RunFolder
+from maelab.run_folder import RunFolder, read_json
 
 TABLE_METRICS = [
     ("linear_top1", "linear %"),
@@ -41,24 +42,74 @@ def overview_section(ctx: ReportContext) -> Section:
     )
     # the first run that has written its config (a sweep point may not have started)
     first = next((r for r in c.runs if r.config is not None), None)
-    get = first.setting if first else (lambda key: None)
-    facts = [
-        (
-            "data",
-            f"{get('data.name')} ({get('data.num_train')} train / {get('data.num_test')} test)",
-        ),
-        ("model", f"preset {get('model.preset')}"),
-        (
-            "training",
-            f"{get('train.epochs')} epochs, batch {get('train.batch_size')}, blr {get('train.blr')}",
-        ),
-        (
-            "mask",
-            f"{get('mask.strategy')}, ratio {get('mask.ratio')}, unit {get('mask.unit')}",
-        ),
-    ]
-    s.body.append(table(["", "first run"], [[esc(a), esc(b)] for a, b in facts]))
+    if c.kind == "run" and c.runs:
+        s.body.extend(measured_probe_table(RunFolder(c.runs[0].path)))
+    if first is not None:
+        facts = [(name, text) for name, text in setting_facts(first.setting) if text]
+        s.body.append(table(["", "first run"], [[esc(a), esc(b)] for a, b in facts]))
     return s
+
+
+def _join(*parts: str | None, sep: str = ", ") -> str:
+    return sep.join(p for p in parts if p)
+
+
+def _part(template: str, value: object) -> str | None:
+    """`template` filled with `value`, or None when the value is unknown (never shows "None")."""
+    return None if value is None else template.format(value)
+
+
+def setting_facts(get: Callable[[str], object]) -> list[tuple[str, str]]:
+    """(name, text) rows of a run's main settings; unknown fields are left out, not "None"."""
+    sizes = _join(
+        _part("{} train", get("data.num_train")), _part("{} test", get("data.num_test")), sep=" / "
+    )
+    data = _join(
+        _part("{}", get("data.name")),
+        _part("{} px", get("data.image_size")),
+    ) + (f" ({sizes})" if sizes else "")
+    model = _join(
+        _part("preset {}", get("model.preset")),
+        _part("{} wide", get("model.embed_dim")),
+        _part("{} deep", get("model.depth")),
+        _part("patch {}", get("model.patch_size")),
+        _part("init from {}", get("model.init")),
+    )
+    training = _join(
+        _part("{} epochs", get("train.epochs")),
+        _part("batch {}", get("train.batch_size")),
+        _part("lr {}", get("train.lr")) or _part("blr {}", get("train.blr")),
+    )
+    mask = _join(
+        _part("{}", get("mask.strategy")),
+        _part("ratio {}", get("mask.ratio")),
+        _part("unit {} px", get("mask.unit")),
+    )
+    return [("data", data), ("model", model), ("training", training), ("mask", mask)]
+
+
+def measured_probe_table(folder: RunFolder) -> list[str]:
+    """HTML for RUN/probe.json (MAE / random / pixels rows), or one line saying it is absent."""
+    if not folder.probe_result.is_file():
+        return [
+            "<p class='note'>No probe table: run <code>maelab probe --ckpt "
+            f"{esc(folder.last_checkpoint)}</code> to measure the encoder against random and "
+            "pixel baselines.</p>"
+        ]
+    record = read_json(folder.probe_result)
+    rows = [
+        [esc(r["source"]), str(r["dim"]), fmt(r["linear"]["top1"]), fmt(r["knn"]["top1"])]
+        for r in record.get("rows", [])
+    ]
+    pool = record.get("probe", {}).get("pool")
+    images = _join(
+        _part("{} train", record.get("num_train")),
+        _part("{} test", record.get("num_test")),
+        sep=" / ",
+    )
+    about = _join(_part("{} pool", pool), _part("{} images", images or None))
+    head = f"<p>Frozen-feature probe ({esc(about)}), from <code>probe.json</code>:</p>"
+    return [head, table(["features", "dim", "linear top-1 %", "k-NN top-1 %"], rows)]
 
 
 def training_section(ctx: ReportContext) -> Section:
