@@ -27,8 +27,8 @@ from scipy import stats as sps
 ALPHA = 0.05  # family-wise error rate of one table; 1 - ALPHA is the unadjusted CI level
 LEVEL = 1.0 - ALPHA
 
-Prediction = Literal["increase", "decrease", "none"]
-PREDICTIONS: tuple[str, ...] = ("increase", "decrease", "none")
+Prediction = Literal["increase", "decrease", "differs", "none"]
+PREDICTIONS: tuple[str, ...] = ("increase", "decrease", "differs", "none")
 
 AGREES = "agrees"
 DISAGREES = "disagrees"
@@ -131,6 +131,8 @@ def outcome(
     predicted side of 0; disagrees when it lies entirely on the other side, or entirely inside
     (-margin, +margin) (equivalence: the effect, whatever its sign, is smaller than the smallest
     effect the claim is about; this is checked first); else inconclusive.
+    predicted "differs" (an effect of either sign): agrees when the interval excludes 0,
+    disagrees when it lies inside (-margin, +margin) (checked first); else inconclusive.
     predicted "none" (a null): agrees when the interval lies inside (-margin, +margin); disagrees
     when it lies entirely beyond +margin or entirely below -margin; else inconclusive.
     A condition whose encoder did not pass the regime gate gets "regime not reached".
@@ -152,6 +154,8 @@ def outcome(
         return DISAGREES if lo > margin or hi < -margin else INCONCLUSIVE
     if inside:
         return DISAGREES
+    if predicted == "differs":
+        return AGREES if lo > 0.0 or hi < 0.0 else INCONCLUSIVE
     sign = 1.0 if predicted == "increase" else -1.0
     near, far = sorted((sign * lo, sign * hi))  # the interval in the predicted direction
     if near > 0.0:

@@ -7,7 +7,7 @@
                    "outcome": "agrees" | "disagrees" | "inconclusive" | "regime not reached",
                    "effect": float, "ci": [lo, hi], "n_seeds": int, "per_seed": [float],
                    "control": float (where a control exists), "min_detectable": float,
-                   "predicted": "increase" | "decrease" | "none", "margin": float,
+                   "predicted": "increase" | "decrease" | "differs" | "none", "margin": float,
                    "level": float, "p_holm": float}]}          # the last four: optional
 
 A number that does not exist (the interval of a single seed) is written as null. Instrument
@@ -72,7 +72,7 @@ class VerdictRecord:
     per_seed: tuple[float, ...]
     min_detectable: float
     control: float | None = None  # the same effect in the control condition, where one exists
-    predicted: str | None = None  # "increase" | "decrease" | "none"
+    predicted: str | None = None  # "increase" | "decrease" | "differs" | "none"
     margin: float | None = None
     level: float | None = None  # confidence level of `ci`
     p_holm: float | None = None  # Holm-adjusted p-value (prediction rows)
@@ -152,7 +152,7 @@ class Row:
 
     paper: str
     claim: str
-    predicted: str  # "increase" | "decrease" | "none"
+    predicted: str  # "increase" | "decrease" | "differs" | "none"
     margin: float
     per_seed: Sequence[float]
     kind: str = "prediction"
@@ -170,6 +170,9 @@ def decide_table(rows: Sequence[Row], alpha: float = stats.ALPHA) -> list[Verdic
     for i, row in enumerate(rows):
         if row.kind not in KINDS:
             raise ValueError(f"rows[{i}].kind={row.kind!r}: expected one of {', '.join(KINDS)}")
+        if row.predicted not in stats.PREDICTIONS:
+            options = ", ".join(stats.PREDICTIONS)
+            raise ValueError(f"rows[{i}].predicted={row.predicted!r}: expected one of {options}")
     family = [i for i, r in enumerate(rows) if r.kind == "prediction" and r.regime_reached]
     p = [stats.paired_effect(rows[i].per_seed).p_value for i in family]
     levels = dict(zip(family, stats.holm_levels(p, alpha), strict=True)) if family else {}

@@ -100,6 +100,11 @@ def test_t_quantile() -> None:
         (-0.5, -0.1, "decrease", 0.05, AGREES),
         (0.1, 0.5, "decrease", 0.05, DISAGREES),
         (-0.3, 0.1, "decrease", 0.05, INCONCLUSIVE),
+        # predicted change of either sign
+        (0.1, 0.5, "differs", 0.05, AGREES),
+        (-0.5, -0.1, "differs", 0.05, AGREES),
+        (-0.02, 0.03, "differs", 0.05, DISAGREES),
+        (-0.1, 0.3, "differs", 0.05, INCONCLUSIVE),
         # predicted null (equivalence claim)
         (-0.02, 0.03, "none", 0.05, AGREES),
         (0.06, 0.2, "none", 0.05, DISAGREES),
@@ -115,7 +120,7 @@ def test_outcome_rule(lo: float, hi: float, predicted: str, margin: float, expec
     assert stats.outcome(lo, hi, predicted, margin) == expected  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("predicted", ["increase", "decrease", "none"])
+@pytest.mark.parametrize("predicted", ["increase", "decrease", "differs", "none"])
 def test_regime_not_reached_overrides(predicted: str) -> None:
     assert stats.outcome(0.1, 0.5, predicted, 0.05, regime_reached=False) == REGIME_NOT_REACHED  # type: ignore[arg-type]
 

@@ -71,6 +71,8 @@ def test_decide_table_by_hand() -> None:
 def test_decide_table_refuses_unknown_kind() -> None:
     with pytest.raises(ValueError, match=r"rows\[0\].kind"):
         verdicts.decide_table([Row(KONG, "x", "increase", 0.1, [1.0, 2.0], kind="sanity")])
+    with pytest.raises(ValueError, match=r"rows\[1\].predicted"):
+        verdicts.decide_table([table()[0], Row(KONG, "x", "up", 0.1, [1.0, 2.0])])
 
 
 def test_summary_counts_predictions_only() -> None:
