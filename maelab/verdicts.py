@@ -8,7 +8,7 @@
                    "effect": float, "ci": [lo, hi], "n_seeds": int, "per_seed": [float],
                    "control": float (where a control exists), "min_detectable": float,
                    "predicted": "increase" | "decrease" | "differs" | "none", "margin": float,
-                   "level": float, "p_holm": float}]}          # the last four: optional
+                   "level": float, "p_holm": float}]}  # control and the last four: optional
 
 A number that does not exist (the interval of a single seed) is written as null. Instrument
 checks (a probe reading a control latent as zero, a regulariser doing what it optimises) are
@@ -22,7 +22,7 @@ import json
 import math
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class Verdicts:
     ci_method: str = stats.CI_METHOD
     regime: tuple[RegimeRecord, ...] = ()
     verdicts: tuple[VerdictRecord, ...] = ()
-    schema: int = field(default=SCHEMA)
+    schema: int = SCHEMA
 
     def to_json(self) -> dict[str, Any]:
         """The schema-1 object (non-finite numbers become null)."""
@@ -104,41 +104,15 @@ class Verdicts:
     def from_json(cls, obj: Any) -> Verdicts:
         """Validate a schema-1 object and build the records (null numbers become NaN)."""
         validate(obj)
-        return cls(
-            commit=obj["commit"],
-            config_hash=obj["config_hash"],
-            ci_method=obj["ci_method"],
-            regime=tuple(
-                RegimeRecord(
-                    condition=r["condition"],
-                    encoder=float(r["encoder"]),
-                    pixels=float(r["pixels"]),
-                    random=float(r["random"]),
-                    ci=(_num(r["ci"][0]), _num(r["ci"][1])),
-                )
-                for r in obj["regime"]
-            ),
-            verdicts=tuple(
-                VerdictRecord(
-                    paper=v["paper"],
-                    claim=v["claim"],
-                    kind=v["kind"],
-                    outcome=v["outcome"],
-                    effect=float(v["effect"]),
-                    ci=(_num(v["ci"][0]), _num(v["ci"][1])),
-                    n_seeds=v["n_seeds"],
-                    per_seed=tuple(float(x) for x in v["per_seed"]),
-                    min_detectable=_num(v["min_detectable"]),
-                    control=_opt_num(v.get("control")),
-                    predicted=v.get("predicted"),
-                    margin=_opt_num(v.get("margin")),
-                    level=_opt_num(v.get("level")),
-                    p_holm=_opt_num(v.get("p_holm")),
-                )
-                for v in obj["verdicts"]
-            ),
-            schema=obj["schema"],
-        )
+        regime = tuple(
+            RegimeRecord(
+                r["condition"], float(r["encoder"]), float(r["pixels"]), float(r["random"]),
+                _pair(r["ci"]),
+            )
+            for r in obj["regime"]
+        )  # fmt: skip
+        rows = tuple(_verdict_from(v) for v in obj["verdicts"])
+        return cls(obj["commit"], obj["config_hash"], obj["ci_method"], regime, rows, obj["schema"])
 
 
 # ---------------------------------------------------------------- deciding rows
@@ -378,6 +352,26 @@ def _interval(x: Any, where: str) -> None:
     _number(x[1], f"{where}[1]")
     if x[0] is not None and x[1] is not None and x[0] > x[1]:
         raise VerdictsError(f"{where}: lo {x[0]} > hi {x[1]}")
+
+
+def _verdict_from(v: dict[str, Any]) -> VerdictRecord:
+    optional = {k: v.get(k) if k == "predicted" else _opt_num(v.get(k)) for k in _VERDICT_OPTIONAL}
+    return VerdictRecord(
+        paper=v["paper"],
+        claim=v["claim"],
+        kind=v["kind"],
+        outcome=v["outcome"],
+        effect=float(v["effect"]),
+        ci=_pair(v["ci"]),
+        n_seeds=v["n_seeds"],
+        per_seed=tuple(float(x) for x in v["per_seed"]),
+        min_detectable=_num(v["min_detectable"]),
+        **optional,
+    )
+
+
+def _pair(ci: list[float | None]) -> tuple[float, float]:
+    return (_num(ci[0]), _num(ci[1]))
 
 
 def _num(x: float | None) -> float:
