@@ -46,6 +46,11 @@ class SyntheticConfig(Strict):
     decoder_freq: float = 1.5  # std of the sine features' pre-activations
     decoder_sine: float = 0.5  # share of the sine features in the decoder's logit variance
     world_seed: Seed = 0  # fixes the mixing functions; samples use DataConfig.seed
+    # generator version: 1 = the 16 px world as first landed; 2 adds the fields below
+    version: Literal[1, 2] = 1
+    region_noise_std: PosFloat = 1.0  # scale of e_r where it enters z_r (v2)
+    cell_noise_std: PosFloat = 1.0  # scale of e_c where it enters z_c (v2)
+    tied: bool = False  # v2: every region / cell shares one mixing map and one decoder
 
 
 class DataConfig(Strict):

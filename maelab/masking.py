@@ -93,6 +93,26 @@ def block_noise(
     return (unit_rank + within).reshape(n, geom.num_patches)  # raster order of patches
 
 
+@register_mask("block_shifted")
+def block_shifted_noise(
+    n: int,
+    geom: MaskGeometry,
+    ratio: float,
+    unit: int | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """`block` units moved by half a unit down and right (wrapping around the image).
+
+    The control for aligned units: a unit the size of a synthetic region then straddles four
+    regions instead of covering one, with the same number and shape of units.
+    """
+    noise = block_noise(n, geom, ratio, unit, generator, device)
+    half = (unit or geom.patch_size) // geom.patch_size // 2
+    grid = noise.view(n, geom.grid, geom.grid).roll(shifts=(half, half), dims=(1, 2))
+    return grid.reshape(n, geom.num_patches)
+
+
 @register_mask("grid")
 def grid_noise(
     n: int,

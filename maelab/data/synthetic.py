@@ -25,6 +25,7 @@ The mixing functions depend only on ``world_seed``; samples only on the ``seed``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +126,15 @@ def validate_synthetic(cfg: SyntheticConfig) -> None:
             f"data.synthetic.mixing_gain={cfg.mixing_gain} must be > 0 and mixing_leak="
             f"{cfg.mixing_leak} in (0, 1] (phi must stay strictly increasing)"
         )
+    if cfg.version == 1:
+        v2_only = {"region_noise_std": 1.0, "cell_noise_std": 1.0, "tied": False}
+        changed = [k for k, v in v2_only.items() if getattr(cfg, k) != v]
+        if changed:
+            # version 1 reproduces the first world bit for bit; it has no such fields
+            raise ConfigError(
+                f"data.synthetic.{changed[0]} needs data.synthetic.version=2 (version 1 is the "
+                "first 16 px world, kept as it was)"
+            )
     if cfg.decoder_hidden < 1 or not 0 <= cfg.decoder_sine <= 1:
         raise ConfigError(
             f"data.synthetic.decoder_hidden={cfg.decoder_hidden} must be >= 1 and "
@@ -200,6 +210,41 @@ def _coupling_stage(count: int, dim: int, gen: torch.Generator) -> CouplingStage
     )
 
 
+SMOOTH_FREQS = 3  # v2 cell patterns: 2-D cosines of 0, 1/2 and 1 cycles per cell side
+
+
+def smooth_basis(size: int) -> torch.Tensor:
+    """Low-frequency 2-D cosine patterns over a ``size x size`` cell, unit RMS: (size**2, F**2)."""
+    pos = (torch.arange(size, dtype=torch.float64) + 0.5) / size
+    freqs = torch.arange(SMOOTH_FREQS, dtype=torch.float64)
+    waves = torch.cos(math.pi * pos[:, None] * freqs[None, :])  # (size, F)
+    basis = torch.einsum("yf,xg->yxfg", waves, waves).reshape(size * size, -1)
+    return basis / basis.pow(2).mean(dim=0).sqrt()
+
+
+def _pixel_weights(
+    cfg: SyntheticConfig, gen: torch.Generator
+) -> Callable[[int, int], torch.Tensor]:
+    """Draws pixel-by-input weight tensors (count, channels * cell_size**2, k) of unit variance.
+
+    Version 1 draws every pixel's weights independently (cells look like coloured noise);
+    version 2 draws each channel's weights as a mix of smooth patterns, so that a cell reads as
+    a soft colour gradient and similar latents give visibly similar cells.
+    """
+    pixels = cfg.channels * cfg.cell_size**2
+
+    def iid(count: int, k: int) -> torch.Tensor:
+        return torch.randn(count, pixels, k, generator=gen, dtype=torch.float64)
+
+    def smooth(count: int, k: int) -> torch.Tensor:
+        basis = smooth_basis(cfg.cell_size)  # (s*s, F*F)
+        coef = torch.randn(count, cfg.channels, basis.shape[1], k, generator=gen, dtype=basis.dtype)
+        w = torch.einsum("pb,ncbk->ncpk", basis, coef) / math.sqrt(basis.shape[1])
+        return w.reshape(count, pixels, k)
+
+    return iid if cfg.version == 1 else smooth
+
+
 def make_world(cfg: SyntheticConfig) -> SyntheticWorld:
     """Build the mixing functions fixed by ``cfg.world_seed``."""
     validate_synthetic(cfg)
@@ -208,26 +253,38 @@ def make_world(cfg: SyntheticConfig) -> SyntheticWorld:
     n_cells, n_regions = cells * cells, regions * regions
     dims = latent_dims(cfg)
     d_cell, hidden = dims["cell"], cfg.decoder_hidden
-    pixels = cfg.channels * cfg.cell_size**2
     f64 = torch.float64
+
+    # a tied world draws one map per level and gives it to every node of the level
+    draw_regions, draw_cells = (1, 1) if cfg.tied else (n_regions, n_cells)
 
     # class means spread so that the mixture has unit variance per coordinate
     spread = math.sqrt(1.0 - cfg.class_std**2)
     class_means = spread * torch.randn(cfg.num_classes, cfg.global_dim, generator=gen, dtype=f64)
     global_stage = _coupling_stage(1, cfg.global_dim, gen)
-    region_stage = _coupling_stage(n_regions, dims["region"], gen)
-    region_mix = _random_orthogonal(n_regions, dims["region"], gen)
-    cell_mix = _random_orthogonal(n_cells, d_cell, gen)
+    region_stage = _coupling_stage(draw_regions, dims["region"], gen)
+    region_mix = _random_orthogonal(draw_regions, dims["region"], gen)
+    cell_mix = _random_orthogonal(draw_cells, d_cell, gen)
     # logits of std ~1.5 use most of the sigmoid's range without saturating it; decoder_sine
     # is the sine features' share of that variance (sin(.) has variance ~1/2)
     lin_std = 1.5 * math.sqrt((1.0 - cfg.decoder_sine) / d_cell)
-    decoder_lin = lin_std * torch.randn(n_cells, pixels, d_cell, generator=gen, dtype=f64)
-    decoder_in = torch.randn(n_cells, hidden, d_cell, generator=gen, dtype=f64)
+    weights = _pixel_weights(cfg, gen)
+    decoder_lin = lin_std * weights(draw_cells, d_cell)
+    decoder_in = torch.randn(draw_cells, hidden, d_cell, generator=gen, dtype=f64)
     decoder_in *= cfg.decoder_freq / math.sqrt(d_cell)
-    decoder_phase = 2 * math.pi * torch.rand(n_cells, hidden, generator=gen, dtype=f64)
+    decoder_phase = 2 * math.pi * torch.rand(draw_cells, hidden, generator=gen, dtype=f64)
     sine_std = 1.5 * math.sqrt(2.0 * cfg.decoder_sine / hidden)
-    decoder_out = sine_std * torch.randn(n_cells, pixels, hidden, generator=gen, dtype=f64)
-    decoder_bias = 0.5 * torch.randn(n_cells, pixels, generator=gen, dtype=f64)
+    decoder_out = sine_std * weights(draw_cells, hidden)
+    decoder_bias = 0.5 * weights(draw_cells, 1)[..., 0]
+    if cfg.tied:
+        region_stage = region_stage.nodes(torch.zeros(n_regions, dtype=torch.long))
+        region_mix = region_mix.expand(n_regions, -1, -1)
+        cell_mix, decoder_lin, decoder_in, decoder_out = (
+            t.expand(n_cells, *t.shape[1:])
+            for t in (cell_mix, decoder_lin, decoder_in, decoder_out)
+        )
+        decoder_phase = decoder_phase.expand(n_cells, -1)
+        decoder_bias = decoder_bias.expand(n_cells, -1)
 
     rows, cols = torch.meshgrid(torch.arange(cells), torch.arange(cells), indexing="ij")
     cell_region = (rows // cfg.region_cells) * regions + cols // cfg.region_cells
@@ -252,7 +309,7 @@ def mix_regions(
     """Regional latents ``z_r = phi(Q_r [h_g(z_g) ; e_r])``: (N, G), (N, R, Er) -> (N, R, Dr)."""
     n, r = e_r.shape[:2]
     shared = couple(world.global_stage, z_g.unsqueeze(1), cfg.global_shift, cfg.shift_freq)
-    parents = torch.cat([shared.expand(n, r, -1), e_r], dim=-1)  # (N, R, G + Er)
+    parents = torch.cat([shared.expand(n, r, -1), cfg.region_noise_std * e_r], dim=-1)
     mixed = torch.einsum("rij,nrj->nri", world.region_mix, parents)
     return phi(mixed, cfg.mixing_gain, cfg.mixing_leak)
 
@@ -262,7 +319,7 @@ def mix_cells(
 ) -> torch.Tensor:
     """Cell latents ``z_c = phi(Q_c [h_r(z_r) ; e_c])``: (N, R, Dr), (N, C, Ec) -> (N, C, Dc)."""
     shared = couple(world.region_stage, z_r, cfg.region_shift, cfg.shift_freq)
-    parents = torch.cat([shared[:, world.cell_region], e_c], dim=-1)  # (N, C, Dr + Ec)
+    parents = torch.cat([shared[:, world.cell_region], cfg.cell_noise_std * e_c], dim=-1)
     mixed = torch.einsum("cij,ncj->nci", world.cell_mix, parents)
     return phi(mixed, cfg.mixing_gain, cfg.mixing_leak)
 
@@ -277,7 +334,7 @@ def unmix_cells(
     d_r = world.region_mix.shape[-1]
     stage = world.region_stage.nodes(world.cell_region)
     z_r = uncouple(stage, parents[..., :d_r], cfg.region_shift, cfg.shift_freq)
-    return z_r, parents[..., d_r:]
+    return z_r, parents[..., d_r:] / cfg.cell_noise_std
 
 
 def unmix_regions(
@@ -290,7 +347,7 @@ def unmix_regions(
     g = world.class_means.shape[-1]
     stage = world.global_stage.nodes(torch.zeros(z_r.shape[1], dtype=torch.long))
     z_g = uncouple(stage, parents[..., :g], cfg.global_shift, cfg.shift_freq)
-    return z_g, parents[..., g:]
+    return z_g, parents[..., g:] / cfg.region_noise_std
 
 
 def render_cells(world: SyntheticWorld, cfg: SyntheticConfig, z_c: torch.Tensor) -> torch.Tensor:
