@@ -34,12 +34,11 @@ from maelab.experiments.study_rows import (
 from maelab.experiments.sweep import SweepResult, run_sweep
 from maelab.probes.runner import probe_checkpoint
 from maelab.report import Report, build_report
-from maelab.run_folder import RunFolder, read_json, write_json_atomic
+from maelab.run_folder import STUDY_FILE, RunFolder, read_json, write_json_atomic
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 WORLD_CONFIG = CONFIG_DIR / "study_world.yaml"
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
-STUDY_FILE = "study.json"  # derived predictions, undecided rows, learning curves
 
 
 class DemoSettings(Strict):

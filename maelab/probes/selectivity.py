@@ -10,10 +10,12 @@ encoder, raw pixels) this module reads, held out (fit on one image set, scored o
 * ``z_g`` and ``control``: R^2 from the pooled feature (mean of the tokens; the whole image for
   pixels). The control latent is independent of the image and must read ~0.
 
-The linear ridge is the primary readout, Nystroem-RBF ridge the one beside it. A `TokenView`
-made with a mask (the training mask applied) holds the encoder's tokens of the visible patches
-only (masked slots are zero); a region / cell is then scored on the images where it has a
-visible patch, so the readout is at visible positions only.
+The linear ridge is the primary readout, Nystroem-RBF ridge the one beside it. On the full
+view a unit's feature is the concatenation of its tokens. A `TokenView` made with a mask (the
+training mask applied) holds the encoder's tokens of the visible patches only; a unit's feature
+is then the mean of its visible tokens (a concatenation with empty slots would mix how many
+patches are visible into the readout), scored on the images where the unit has a visible patch:
+the readout at visible positions only.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class TokenView:
     pooled: torch.Tensor  # (N, d)
     patch_size: int
     image_size: int
+
+    @property
+    def masked(self) -> bool:
+        return not bool(self.visible.all())
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,16 @@ def _groups(view: TokenView, count: int) -> list[list[int]]:
     return unit_patches(view.image_size, view.image_size // side, view.patch_size)
 
 
+def _unit_feature(view: TokenView, patches: list[int], rows: torch.Tensor) -> np.ndarray:
+    """(n, features) of one unit on the chosen images: its tokens side by side on a full view,
+    the mean of its visible tokens on a masked one."""
+    tokens = view.tokens[rows][:, patches]  # (n, P, D)
+    if view.masked:
+        vis = view.visible[rows][:, patches].unsqueeze(-1).float()  # (n, P, 1)
+        return as_numpy((tokens * vis).sum(1) / vis.sum(1).clamp_min(1.0))
+    return as_numpy(tokens.reshape(tokens.shape[0], -1))
+
+
 def _own_noise(
     fit: TokenView, yf: torch.Tensor, held: TokenView, yh: torch.Tensor, kernel: bool, seed: int
 ) -> tuple[float, float]:
@@ -134,8 +150,7 @@ def _own_noise(
         rf, rh = fit.visible[:, patches].any(1), held.visible[:, patches].any(1)
         if int(rf.sum()) < MIN_ROWS or int(rh.sum()) < MIN_ROWS:
             continue  # this unit is (almost) never visible under the mask
-        xf = as_numpy(fit.tokens[rf][:, patches].reshape(int(rf.sum()), -1))
-        xh = as_numpy(held.tokens[rh][:, patches].reshape(int(rh.sum()), -1))
+        xf, xh = _unit_feature(fit, patches, rf), _unit_feature(held, patches, rh)
         scores.append(_fit_score(xf, as_numpy(yf[rf, u]), xh, as_numpy(yh[rh, u]), kernel, seed))
     if not scores:
         return math.nan, math.nan
