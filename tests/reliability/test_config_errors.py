@@ -102,7 +102,7 @@ CASES = {
     "dataset": (["data.name=cifar"], "unknown dataset data.name='cifar' (did you mean 'cifar10'?)"),
     "strategy": (
         ["mask.strategy=blocks"],
-        "unknown mask.strategy 'blocks' (valid: random, block, grid)",
+        "unknown mask.strategy 'blocks' (valid: random, block, block_shifted, grid)",
     ),
     "objective": (["objective.name=umea"], "unknown objective.name 'umea' (valid: mae, umae)"),
     "preset": (["model.preset=huge"], "bad model config: unknown model preset 'huge'"),

@@ -24,8 +24,9 @@ SECTIONS: list[SectionBuilder] = [
 ]
 SUMMARY_AFTER = "overview"
 DECIDED_BY_STUDY = ("identifiability", "collapse")  # sections whose rows the study decides
-# the ids of a full report (a sweep with every kind of run), in page order
-SECTION_IDS = ["overview", SUMMARY_ID, "study", "training", "reconstructions", "probes", "identifiability",
+# the ids of a full report (a sweep with every kind of run), in page order; a demo folder
+# (one with verdicts.json) also has the study section right after the summary
+SECTION_IDS = ["overview", SUMMARY_ID, "training", "reconstructions", "probes", "identifiability",
                "collapse", "cao"]  # fmt: skip
 
 
