@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from maelab.config import SyntheticConfig, load_config
 from maelab.data.explained_variance import level_shares
 from maelab.data.worlds import WORLDS, WorldPreset, register_world, world_name
 from maelab.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "maelab" / "configs"
 
 
 def test_the_landed_world_is_the_default_and_named() -> None:
@@ -18,7 +22,7 @@ def test_the_landed_world_is_the_default_and_named() -> None:
 
 
 def test_the_study_config_file_uses_the_study_world() -> None:
-    cfg = load_config(["maelab/configs/study_world.yaml"])
+    cfg = load_config([str(CONFIGS / "study_world.yaml")])
     assert world_name(cfg.data.synthetic) == "study-32px"
     assert cfg.model.img_size == cfg.data.synthetic.image_size
 
