@@ -23,6 +23,7 @@ __all__ = [
     "covariance_spectrum",
     "effective_rank",
     "linear_cka",
+    "normalised_alignment",
     "rankme",
     "relative_update",
     "uniformity",
@@ -116,6 +117,20 @@ def alignment(z1: Tensor, z2: Tensor, alpha: float = 2) -> float:
         )
     diff = F.normalize(z1, dim=1) - F.normalize(z2, dim=1)
     return diff.norm(dim=1).pow(alpha).mean().item()
+
+
+def normalised_alignment(z1: Tensor, z2: Tensor) -> float:
+    """``1 - alignment(views of one image) / alignment(views of different images)``.
+
+    Row ``i`` of ``z1`` and of ``z2`` are two masked views of image ``i``; the pairs of different
+    images pair row ``i`` of ``z1`` with row ``i + 1`` of ``z2``. 1: the two views of an image
+    coincide; 0: they lie as far apart as views of different images. Dividing by the spread
+    between images makes encoders of different scale and anisotropy comparable.
+    """
+    between = alignment(z1, z2.roll(1, dims=0))
+    if between == 0.0:
+        return math.nan
+    return 1.0 - alignment(z1, z2) / between
 
 
 def uniformity(z: Tensor, t: float = 2) -> float:

@@ -43,6 +43,7 @@ REPORT_FILE = "report.html"
 PROBE_FILE = "probe.json"
 FINETUNE_FILE = "finetune.json"
 COLLAPSE_FILE = "collapse.json"
+STUDY_FILE = "study.json"  # a demo folder: derived predictions, undecided rows, curves
 TEMP_SUFFIX = ".tmp"
 
 

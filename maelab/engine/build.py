@@ -13,7 +13,11 @@ from maelab.objectives import OBJECTIVES
 
 
 def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
-    """The MAE for a config, sized to the data (image size, channels) unless set explicitly."""
+    """The MAE for a config, sized to the data (image size, channels) unless set explicitly.
+
+    Its weights come from generators seeded by `train.seed` per part, so runs that differ only in
+    the decoder (or the objective) start from the same encoder: paired over seeds.
+    """
     img_size = cfg.data.image_size or splits.train.image_size
     try:
         arch = arch_from_config(cfg.model, img_size, splits.train.channels)
@@ -25,7 +29,7 @@ def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
             f"model.in_chans={arch.in_chans} but data '{cfg.data.name}' has "
             f"{splits.train.channels} channels; leave model.in_chans unset"
         )
-    return MaskedAutoencoder(arch)
+    return MaskedAutoencoder(arch, init_seed=cfg.train.seed)
 
 
 def load_init(model: MaskedAutoencoder, path: str) -> str:

@@ -7,19 +7,15 @@
 
 from __future__ import annotations
 
-import torch
-
 from maelab.models.mae import MAEArch, MaskedAutoencoder
 
 BASELINES = ("random", "pixels")
 
 
 def random_encoder(arch: MAEArch, seed: int) -> MaskedAutoencoder:
-    """A freshly initialised MAE as pretraining builds it (`torch.manual_seed(train.seed)` first).
+    """A freshly initialised MAE as pretraining builds it (`init_seed=train.seed`): one random
+    encoder per training seed, so trained-minus-random differences pair over seeds.
 
-    The global RNG state is restored afterwards, so asking for a baseline changes nothing else.
+    The global RNG is left alone, so asking for a baseline changes nothing else.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = MaskedAutoencoder(arch)
-    return model.eval()
+    return MaskedAutoencoder(arch, init_seed=seed).eval()

@@ -1,12 +1,16 @@
-"""The demo study: a sweep on the embedded synthetic data, the theory probes and the report.
+"""The demo study: the runs of the decisive conditions, their verdicts and the report.
 
-Everything is set by `maelab/configs/demo.yaml`: the base config, its `sweep:` section (mask
-ratio x mask unit, U-MAE and a shallower decoder, over seeds) and a `demo:` section (which run
-the per-model probes look at, and the overrides of `--quick`).
+`maelab/configs/study_world.yaml` (the world and model) and `maelab/configs/demo.yaml` (read on
+top of it) set everything: the base config, the `sweep:` section (mask units patch / cell /
+region / straddled region and U-MAE, over seeds) and a `demo:` section (the named conditions
+the verdict rows compare, the overrides of `--quick` and `--full`). After the sweep the demo
+decides the rows (`maelab.experiments.study_rows`), writes `verdicts.json` and `study.json`
+into the sweep folder, then the HTML report.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,23 +19,37 @@ from typing import Any
 
 from pydantic import ConfigDict, field_validator
 
-from maelab.config import Strict, load_config
+from maelab import verdicts as vd
+from maelab.config import Strict, build_config, load_config
 from maelab.errors import ConfigError
-from maelab.experiments.plan import SweepPlan, load_sweep
+from maelab.experiments.plan import SweepPlan, get_dotted, load_sweep
+from maelab.experiments.study_rows import (
+    NOT_IN_DEMO,
+    StudyRuns,
+    StudyTable,
+    build_table,
+    conditions_of,
+    study_specs,
+)
 from maelab.experiments.sweep import SweepResult, run_sweep
 from maelab.probes.runner import probe_checkpoint
 from maelab.report import Report, build_report
-from maelab.run_folder import RunFolder
+from maelab.run_folder import STUDY_FILE, RunFolder, read_json, write_json_atomic
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+WORLD_CONFIG = CONFIG_DIR / "study_world.yaml"
+DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 
 
 class DemoSettings(Strict):
     """The `demo:` section of the demo YAML."""
 
     probe_point: dict[str, Any] = {}  # axis values of the run the per-model probes read
-    probes: list[str] = ["position", "low_rank", "stability", "interpolation"]
+    probes: list[str] = []  # per-model theory probes of one run (maelab.probes)
+    conditions: dict[str, dict[str, Any]] = {}  # name -> axis values (the verdict rows' names)
     quick: list[str] = []  # key=value overrides applied by --quick (a few steps, for tests)
+    full: list[str] = []  # key=value overrides applied by --full (more seeds and steps)
+    full_grids: list[dict[str, list[Any]]] = []  # grids --full adds (the mask-ratio sweep)
     report: str = "report.html"  # file name inside the sweep folder
 
 
@@ -54,6 +72,7 @@ class DemoResult:
     dir: Path
     report: Report
     sweep: SweepResult
+    table: StudyTable
     seconds: float
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -68,14 +87,37 @@ def plan_demo(
     overrides: list[str] | None = None,
     quick: bool = False,
     out: str | None = None,
+    full: bool = False,
 ) -> tuple[SweepPlan, DemoSettings]:
-    """The demo's sweep plan and settings (`quick` first applies the `demo.quick` overrides)."""
-    files = [str(config or DEMO_CONFIG)]
+    """The demo's sweep plan and settings (`quick` / `full` first apply the `demo.quick` /
+    `demo.full` overrides; `full` also adds `demo.full_grids`)."""
+    files = [str(WORLD_CONFIG), str(config or DEMO_CONFIG)]
     overrides = list(overrides or [])
     settings = demo_settings(files, overrides)
-    if quick:
-        overrides = [*settings.quick, *overrides]  # the user's own overrides still win
-    return load_sweep(files, overrides, out=out), settings
+    preset = [*(settings.full if full else []), *(settings.quick if quick else [])]
+    overrides = [*preset, *overrides]  # the user's own overrides still win
+    settings = demo_settings(files, overrides)
+    plan = load_sweep(files, overrides, out=out)
+    if full and settings.full_grids:
+        grids = [*plan.settings.grids, *settings.full_grids]
+        plan = load_sweep(files, [*overrides, f"sweep.grids={_flow(grids)}"], out=out)
+        settings.conditions.update(ratio_conditions(settings.full_grids))
+    return plan, settings
+
+
+def _flow(value: Any) -> str:
+    """A YAML flow string of a list of grids, for a `key=value` override."""
+    return json.dumps(value)
+
+
+def ratio_conditions(grids: list[dict[str, list[Any]]]) -> dict[str, dict[str, Any]]:
+    """`ratio=R` conditions (patch unit, MAE) for the mask ratios of the `--full` grids."""
+    ratios = sorted({0.75, *(r for g in grids for r in g.get("mask.ratio", []))})
+    return {
+        f"ratio={r}": {"mask.ratio": r, "mask.unit": 4, "mask.strategy": "block",
+                       "objective.name": "mae"}
+        for r in ratios
+    }  # fmt: skip
 
 
 def probe_run_dir(plan: SweepPlan, point: dict[str, Any]) -> Path:
@@ -98,10 +140,11 @@ def run_demo(
     quick: bool = False,
     out: str | None = None,
     quiet: bool = False,
+    full: bool = False,
 ) -> DemoResult:
-    """Sweep (resumable), probes of one run, then the HTML report."""
+    """Sweep (resumable), probes of one run, the verdicts, then the HTML report."""
     t0 = time.time()
-    plan, settings = plan_demo(config, overrides, quick, out)
+    plan, settings = plan_demo(config, overrides, quick, out, full)
     run_dir = probe_run_dir(plan, settings.probe_point)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     say(f"demo: {len(plan.points)} runs in {plan.dir} ({plan.settings.workers} at a time)")
@@ -120,7 +163,73 @@ def run_demo(
     stages["probes"] = time.time() - t1
 
     t2 = time.time()
+    table = decide_study(plan, settings)
+    stages["verdicts"] = time.time() - t2
     say("demo: writing the report")
     report = build_report(plan.dir, plan.dir / settings.report, title="maelab demo")
-    stages["report"] = time.time() - t2
-    return DemoResult(plan.dir, report, result, time.time() - t0, stages)
+    stages["report"] = time.time() - t2 - stages["verdicts"]
+    return DemoResult(plan.dir, report, result, table, time.time() - t0, stages)
+
+
+def study_runs(plan: SweepPlan, conditions: dict[str, dict[str, Any]]) -> StudyRuns:
+    """The metrics of every finished run, by condition and seed, and the pixel baseline's."""
+    runs: dict[str, dict[int, dict[str, float]]] = {}
+    for name, members in _members(plan, conditions).items():
+        for index, seed in members:
+            metrics = read_json(RunFolder(plan.dir / plan.points[index].name).results)
+            if metrics:
+                runs.setdefault(name, {})[seed] = metrics.get("metrics", {})
+    base = read_json(RunFolder(RunFolder(plan.dir).baselines).results).get("baselines", {})
+    return StudyRuns(runs, dict(base.get("pixels", {})))
+
+
+def _members(
+    plan: SweepPlan, conditions: dict[str, dict[str, Any]]
+) -> dict[str, list[tuple[int, int]]]:
+    resolved = build_config(plan.base).model_dump(mode="json")
+    points = [(p.values, p.seed) for p in plan.points]
+    return conditions_of(points, conditions, lambda key: get_dotted(resolved, key))
+
+
+def curves(plan: SweepPlan, conditions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Condition -> seed -> the learning curve stored in the run's results.json."""
+    out: dict[str, Any] = {}
+    for name, members in _members(plan, conditions).items():
+        for index, seed in members:
+            stored = read_json(RunFolder(plan.dir / plan.points[index].name).results)
+            if stored.get("curve"):
+                out.setdefault(name, {})[str(seed)] = stored["curve"]
+    return out
+
+
+def decide_study(plan: SweepPlan, settings: DemoSettings) -> StudyTable:
+    """Decide the rows, write `verdicts.json` and `study.json` into the sweep folder."""
+    conditions = settings.conditions
+    runs = study_runs(plan, conditions)
+    ratios = sorted((c for c in conditions if c.startswith("ratio=")), key=lambda c: float(c[6:]))
+    table = build_table(runs, study_specs(ratios), list(conditions))
+    table.undecided.extend(NOT_IN_DEMO)
+    table.curves = curves(plan, conditions)
+    record = vd.Verdicts(
+        commit=vd.git_commit(Path(__file__).resolve().parent),
+        config_hash=vd.config_hash(
+            {
+                "base": build_config(plan.base).model_dump(mode="json"),
+                "sweep": plan.settings.model_dump(mode="json"),
+            }
+        ),
+        regime=tuple(table.regime),
+        verdicts=tuple(table.verdicts),
+    )
+    vd.write_verdicts(plan.dir / vd.VERDICTS_FILE, record)
+    write_json_atomic(
+        plan.dir / STUDY_FILE,
+        {
+            "conditions": conditions,
+            "seeds": sorted({p.seed for p in plan.points}),
+            "derived": table.derived,
+            "undecided": [vars(u) for u in table.undecided],
+            "curves": table.curves,
+        },
+    )
+    return table

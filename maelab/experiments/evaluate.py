@@ -24,7 +24,8 @@ from maelab.evaluation.features import Features, encoder_features, pixel_feature
 from maelab.evaluation.knn import knn_accuracy
 from maelab.evaluation.linear_probe import LinearProbeConfig, linear_probe
 from maelab.evaluation.splits import cached_splits
-from maelab.metrics import collapse_stats
+from maelab.experiments.study_readout import learning_curve, study_metrics
+from maelab.metrics import collapse_stats, normalised_alignment
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import Pool
 from maelab.probes.identifiability import identifiability, pixel_identifiability
@@ -43,6 +44,9 @@ class EvalConfig(Strict):
     identifiability: bool = True  # synthetic data only
     id_max_images: int = 1024
     id_kernel: bool = False  # RBF kernel ridge as well as ridge (slower)
+    study: bool = False  # selectivity readouts, the same seed's random encoder, learning curve
+    study_images: int = 512  # fit and held-out images of the selectivity readouts (each)
+    study_kernel: bool = False  # Nystroem-RBF readouts beside the linear ones (slower)
 
 
 def _cap(x: Features, n: int | None) -> Features:
@@ -98,6 +102,7 @@ def evaluate_model(
         effective_rank=stats.effective_rank,
         rankme=stats.rankme,
         alignment=stats.alignment,
+        alignment_norm=normalised_alignment(v1, v2),
         uniformity=stats.uniformity,
         dim=float(stats.dim),
     )
@@ -135,6 +140,19 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
     model, cfg = load_pretrained(folder.last_checkpoint)
     splits = cached_splits(cfg.data)
     metrics, spectrum = evaluate_model(model, cfg, splits, eval_cfg)
+    curve: list[dict[str, Any]] = []
+    if eval_cfg.study:
+        metrics.update(
+            study_metrics(model, cfg, splits, eval_cfg.study_images, eval_cfg.study_kernel)
+        )
+        # the untrained network this run started from, scored by the same evaluations
+        plain = eval_cfg.model_copy(update={"identifiability": False})
+        rand, _ = evaluate_model(random_encoder(model.arch, cfg.train.seed), cfg, splits, plain)
+        metrics.update({f"random.{k}": v for k, v in rand.items()})
+        per_epoch = max(1, len(splits.train) // cfg.train.batch_size)
+        curve = learning_curve(
+            folder.root, splits, per_epoch, eval_cfg.study_images, cfg.train.seed
+        )
     epochs = [r for r in read_metrics(folder.metrics) if r.get("kind") == "epoch"]
     if epochs:
         metrics["final_loss"] = float(epochs[-1]["loss"])
@@ -144,6 +162,7 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
         "run": folder.root.name,
         "metrics": metrics,
         "spectrum": spectrum,
+        "curve": curve,
         "eval": eval_cfg.model_dump(mode="json"),
         "eval_seconds": time.time() - t0,
     }

@@ -6,6 +6,8 @@ here and the encoder part loads into a `timm` VisionTransformer unchanged.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
 
@@ -65,9 +67,17 @@ class MAEArch:
 
 
 class MaskedAutoencoder(nn.Module):
-    """ViT encoder on visible patches + light decoder with a learned mask token."""
+    """ViT encoder on visible patches + light decoder with a learned mask token.
 
-    def __init__(self, arch: MAEArch | None = None, **kwargs: object) -> None:
+    `init_seed=None` draws the initial weights from the global RNG, as the official code does.
+    With an `init_seed` the encoder draws from its own generator seeded by (seed, "encoder") and
+    the decoder from (seed, "decoder"), and the global RNG is neither read nor advanced: the
+    same seed gives the same encoder whatever the decoder's shape, so runs pair across settings.
+    """
+
+    def __init__(
+        self, arch: MAEArch | None = None, *, init_seed: int | None = None, **kwargs: object
+    ) -> None:
         super().__init__()
         arch = arch or MAEArch(**kwargs)  # type: ignore[arg-type]
         arch.validate()
@@ -75,6 +85,13 @@ class MaskedAutoencoder(nn.Module):
         self.patch_size = arch.patch_size
         self.in_chans = arch.in_chans
         self.norm_pix_loss = arch.norm_pix_loss
+        # the layers' default draws are all overwritten by initialize_weights; with a seed they
+        # come from a forked global stream so that building a model leaves it untouched
+        with torch.random.fork_rng(devices=[], enabled=init_seed is not None):
+            self._build_layers(arch)
+        self.initialize_weights(init_seed)
+
+    def _build_layers(self, arch: MAEArch) -> None:
         norm_layer = partial(nn.LayerNorm, eps=1e-6)
         d, dd, n = arch.embed_dim, arch.decoder_embed_dim, arch.num_patches
         pos_grad = arch.learnable_pos_embed
@@ -99,16 +116,23 @@ class MaskedAutoencoder(nn.Module):
         )
         self.decoder_norm = norm_layer(dd)
         self.decoder_pred = nn.Linear(dd, arch.patch_size**2 * arch.in_chans, bias=True)
-        self.initialize_weights()
 
     # ---------------------------------------------------------------- init
-    def initialize_weights(self) -> None:
-        """Official MAE init: sin-cos tables, Linear-style patch projection, xavier Linears."""
+    def initialize_weights(self, init_seed: int | None = None) -> None:
+        """Official MAE init: sin-cos tables, Linear-style patch projection, xavier Linears.
+
+        Without a seed the draws come from the global RNG in the official order (the patch
+        projection's bias keeps the Conv2d default drawn at construction); with a seed, from the
+        encoder's and the decoder's own generators (the bias from the same Conv2d distribution).
+        """
         g = self.arch.grid_size
         self.pos_embed.data.copy_(sincos_2d(self.pos_embed.shape[-1], g, cls_token=True)[None])
         self.decoder_pos_embed.data.copy_(
             sincos_2d(self.decoder_pos_embed.shape[-1], g, cls_token=True)[None]
         )
+        if init_seed is not None:
+            self._initialize_seeded(init_seed)
+            return
         w = self.patch_embed.proj.weight.data
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.normal_(self.cls_token, std=0.02)
@@ -124,6 +148,22 @@ class MaskedAutoencoder(nn.Module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def _initialize_seeded(self, seed: int) -> None:
+        enc, dec = init_generator(seed, "encoder"), init_generator(seed, "decoder")
+        proj = self.patch_embed.proj
+        _draw(proj.weight, lambda t: nn.init.xavier_uniform_(t.view(t.shape[0], -1), generator=enc))
+        fan_in = proj.weight[0].numel()
+        # Conv2d's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the official model keeps
+        _draw(
+            proj.bias, lambda t: nn.init.uniform_(t, -(fan_in**-0.5), fan_in**-0.5, generator=enc)
+        )
+        _draw(self.cls_token, lambda t: nn.init.normal_(t, std=0.02, generator=enc))
+        _init_layers((self.blocks, self.norm), enc)
+        _draw(self.mask_token, lambda t: nn.init.normal_(t, std=0.02, generator=dec))
+        decoder = (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred)
+        _init_layers(decoder, dec)
 
     # ---------------------------------------------------------------- patches
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
@@ -200,7 +240,9 @@ class MaskedAutoencoder(nn.Module):
             t = (t - mean) / (var + 1.0e-6) ** 0.5
         return t
 
-    def forward_loss(self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward_loss(
+        self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
         """Mean squared error averaged over removed patches only."""
         loss = (pred.float() - self.target(imgs).float()).pow(2).mean(dim=-1)  # (N, L)
         return (loss * mask).sum() / mask.sum().clamp_min(1.0)
@@ -226,3 +268,30 @@ def patchify(imgs: torch.Tensor, patch_size: int) -> torch.Tensor:
     x = imgs.reshape(n, c, h // p, p, w // p, p)
     x = torch.einsum("nchpwq->nhwpqc", x)
     return x.reshape(n, (h // p) * (w // p), p * p * c)
+
+
+# ---------------------------------------------------------------- seeded init
+def init_generator(seed: int, part: str) -> torch.Generator:
+    """A CPU generator for one part of the model, seeded by a stable hash of (seed, part)."""
+    digest = hashlib.sha256(f"maelab-init/{int(seed)}/{part}".encode()).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
+def _draw(param: torch.Tensor, init: Callable[[torch.Tensor], object]) -> None:
+    """Fill `param` from a CPU draw, so a seed gives the same weights on every device."""
+    values = torch.empty(param.shape, dtype=param.dtype)
+    init(values)
+    param.copy_(values)
+
+
+def _init_layers(roots: Iterable[nn.Module], gen: torch.Generator) -> None:
+    """xavier-uniform Linear weights (zero bias), LayerNorm (1, 0), drawing from `gen`."""
+    for root in roots:
+        for m in root.modules():
+            if isinstance(m, nn.Linear):
+                _draw(m.weight, lambda t: nn.init.xavier_uniform_(t, generator=gen))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)

@@ -132,7 +132,7 @@ def random_init_like(model: MaskedAutoencoder, seed: int = 0) -> MaskedAutoencod
 
 
 # ---------------------------------------------------------------- regressions
-def _standardise(fit: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def standardise(fit: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scaler = StandardScaler().fit(fit)
     return scaler.transform(fit), scaler.transform(held)
 
@@ -162,7 +162,7 @@ def nystroem_features(
     return rbf_kernel(xf, centres, gamma) @ norm, rbf_kernel(xh, centres, gamma) @ norm
 
 
-def _kernel_maps(
+def kernel_maps(
     xf: np.ndarray, xh: np.ndarray, gamma_scales: tuple[float, ...], components: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Nystroem RBF features of fit and held-out rows, one pair per ``gamma = scale / d``
@@ -171,7 +171,7 @@ def _kernel_maps(
     return [nystroem_features(xf, xh, scale / d, components, seed) for scale in gamma_scales]
 
 
-def _kernel_ridge(
+def kernel_ridge(
     maps: list[tuple[np.ndarray, np.ndarray]], yf: np.ndarray
 ) -> tuple[np.ndarray, int]:
     """Prediction of the gamma (and per-target alpha) with the best leave-one-out error."""
@@ -192,7 +192,7 @@ def _accuracy(xf: np.ndarray, yf: np.ndarray, xh: np.ndarray, yh: np.ndarray) ->
     return float((clf.predict(xh) == yh).mean())
 
 
-def _as_numpy(x: torch.Tensor) -> np.ndarray:
+def as_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().cpu().double().numpy()
 
 
@@ -259,25 +259,25 @@ def _identifiability(
     def regress(
         xf: np.ndarray, xh: np.ndarray, yf: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        xf, xh = _standardise(xf, xh)
+        xf, xh = standardise(xf, xh)
         lin = _ridge(xf, yf, xh)
         if not kernel:
             return lin, None
-        maps = _kernel_maps(xf, xh, gamma_scales, nystroem_components, seed)
-        ker, _ = _kernel_ridge(maps, yf)
+        maps = kernel_maps(xf, xh, gamma_scales, nystroem_components, seed)
+        ker, _ = kernel_ridge(maps, yf)
         return lin, ker
 
     # pooled features -> class, global, control
-    yg_f = np.concatenate([_as_numpy(lat_f["global"]), _as_numpy(lat_f["control"])], axis=1)
-    yg_h = np.concatenate([_as_numpy(lat_h["global"]), _as_numpy(lat_h["control"])], axis=1)
+    yg_f = np.concatenate([as_numpy(lat_f["global"]), as_numpy(lat_f["control"])], axis=1)
+    yg_h = np.concatenate([as_numpy(lat_h["global"]), as_numpy(lat_h["control"])], axis=1)
     g = lat_f["global"].shape[1]
     for name in fit.pooled:
-        xf, xh = _standardise(_as_numpy(fit.pooled[name]), _as_numpy(held.pooled[name]))
+        xf, xh = standardise(as_numpy(fit.pooled[name]), as_numpy(held.pooled[name]))
         lin = _ridge(xf, yg_f, xh)
         ker = None
         if kernel:
-            maps = _kernel_maps(xf, xh, gamma_scales, nystroem_components, seed)
-            ker, _ = _kernel_ridge(maps, yg_f)
+            maps = kernel_maps(xf, xh, gamma_scales, nystroem_components, seed)
+            ker, _ = kernel_ridge(maps, yg_f)
         labels_f, labels_h = fit_images.labels.numpy(), held_images.labels.numpy()
         acc = _accuracy(xf, labels_f, xh, labels_h)
         scores.append(LevelScore("class", name, "accuracy", acc, nan))
@@ -297,15 +297,15 @@ def _identifiability(
         has_noise = noise_level in lat_f and lat_f[noise_level].shape[-1] > 0
         sums = {unit_level: [0.0, 0.0], noise_level: [0.0, 0.0]}
         for u, patches in enumerate(groups):
-            xf = _as_numpy(fit.tokens[:, patches].reshape(len(fit_images), -1))
-            xh = _as_numpy(held.tokens[:, patches].reshape(len(held_images), -1))
+            xf = as_numpy(fit.tokens[:, patches].reshape(len(fit_images), -1))
+            xh = as_numpy(held.tokens[:, patches].reshape(len(held_images), -1))
             parts_f, parts_h = (
-                [_as_numpy(lat_f[unit_level][:, u])],
-                [_as_numpy(lat_h[unit_level][:, u])],
+                [as_numpy(lat_f[unit_level][:, u])],
+                [as_numpy(lat_h[unit_level][:, u])],
             )
             if has_noise:
-                parts_f.append(_as_numpy(lat_f[noise_level][:, u]))
-                parts_h.append(_as_numpy(lat_h[noise_level][:, u]))
+                parts_f.append(as_numpy(lat_f[noise_level][:, u]))
+                parts_h.append(as_numpy(lat_h[noise_level][:, u]))
             yf, yh = np.concatenate(parts_f, axis=1), np.concatenate(parts_h, axis=1)
             d = parts_f[0].shape[1]
             lin, ker = regress(xf, xh, yf)

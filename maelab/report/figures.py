@@ -20,9 +20,13 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 
 def curves_figure(
-    curves: Mapping[str, Sequence[tuple[int, float]]], path: str | Path, title: str = ""
+    curves: Mapping[str, Sequence[tuple[int, float]]],
+    path: str | Path,
+    title: str = "",
+    ylabel: str = "training loss",
 ) -> Path:
-    """Training loss against step, one line per run (log-scaled loss when it spans > 10x)."""
+    """A metric (the training loss) against step, one line per run (log-scaled when it spans
+    > 10x and stays positive)."""
     fig = new_figure(figsize=(6.4, 3.6))
     ax = fig.subplots()
     lows, highs = [], []
@@ -36,7 +40,7 @@ def curves_figure(
     if lows and min(lows) > 0 and max(highs) / min(lows) > 10:
         ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

@@ -64,7 +64,9 @@ def test_random_encoder_is_the_seeded_initialisation(tiny_arch):
     state = torch.get_rng_state()
     a = random_encoder(arch, seed=3)
     assert torch.equal(state, torch.get_rng_state())  # global RNG untouched
-    torch.manual_seed(3)
-    b = MaskedAutoencoder(arch)  # what pretraining builds after torch.manual_seed(train.seed)
+    torch.manual_seed(99)  # pretraining's global seed must not matter to the init
+    b = MaskedAutoencoder(arch, init_seed=3)  # what build_model_for makes for train.seed=3
     for (k, v), w in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
+    c = random_encoder(arch, seed=4)  # one random encoder per seed: seeds differ
+    assert not torch.equal(a.patch_embed.proj.weight, c.patch_embed.proj.weight)

@@ -11,6 +11,8 @@ from torch import nn
 
 from maelab.masking import num_keep
 from maelab.models import MAEArch, MaskedAutoencoder
+from maelab.models.mae import init_generator
+from maelab.models.pos_embed import sincos_2d
 
 TINY = dict(
     img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2,
@@ -176,8 +178,6 @@ def test_pos_embed_grad_flag(learnable: bool) -> None:
     assert model.pos_embed.requires_grad is learnable
     assert model.decoder_pos_embed.requires_grad is learnable
     # starts from the sin-cos table either way
-    from maelab.models.pos_embed import sincos_2d
-
     assert torch.equal(model.pos_embed[0], sincos_2d(32, 4, cls_token=True))
     assert torch.equal(model.decoder_pos_embed[0], sincos_2d(16, 4, cls_token=True))
 
@@ -260,3 +260,97 @@ def test_arch_validation(overrides: dict, message: str) -> None:
 def test_arch_grid() -> None:
     arch = MAEArch(img_size=224, patch_size=16)
     assert (arch.grid_size, arch.num_patches) == (14, 196)
+
+
+# ---------------------------------------------------------------- seeded init (pairing)
+def encoder_state(model: MaskedAutoencoder) -> dict[str, torch.Tensor]:
+    decoder = ("decoder_", "mask_token")
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(decoder)}
+
+
+def test_init_seed_pairs_encoders_across_decoder_depth() -> None:
+    torch.manual_seed(1)
+    shallow = MaskedAutoencoder(**{**TINY, "decoder_depth": 1}, init_seed=7)
+    torch.manual_seed(2)  # the global stream plays no part
+    deep = MaskedAutoencoder(**{**TINY, "decoder_depth": 2, "decoder_embed_dim": 32}, init_seed=7)
+    a, b = encoder_state(shallow), encoder_state(deep)
+    assert a.keys() == b.keys() and len(a) > 10
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # without a seed the decoder's draws shift the encoder's: the failure the seed removes
+    torch.manual_seed(3)
+    x = MaskedAutoencoder(**{**TINY, "decoder_depth": 1})
+    torch.manual_seed(3)
+    y = MaskedAutoencoder(**{**TINY, "decoder_depth": 2})
+    assert not torch.equal(
+        encoder_state(x)["blocks.0.attn.qkv.weight"], y.blocks[0].attn.qkv.weight
+    )
+
+
+def test_init_seed_is_reproducible_and_seeds_differ() -> None:
+    a, b, c = (MaskedAutoencoder(**TINY, init_seed=s) for s in (5, 5, 6))
+    states = zip(
+        a.state_dict().items(), b.state_dict().values(), c.state_dict().values(), strict=True
+    )
+    for (k, u), v, w in states:
+        assert torch.equal(u, v), k
+        if "pos_embed" not in k and u.std() > 0:  # fixed tables and constant inits match anyway
+            assert not torch.equal(u, w), k
+    # encoder and decoder streams differ from each other too
+    assert not torch.equal(a.cls_token[0, 0, :16], a.mask_token[0, 0, :16])
+
+
+def test_init_seed_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(11)
+    before = torch.random.get_rng_state()
+    MaskedAutoencoder(**TINY, init_seed=0)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_init_seed_none_keeps_the_global_rng_init() -> None:
+    torch.manual_seed(4)
+    a = MaskedAutoencoder(**TINY)
+    after_a = torch.rand(3)
+    torch.manual_seed(4)
+    b = MaskedAutoencoder(**TINY, init_seed=None)
+    for (k, u), v in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(u, v), k
+    assert torch.equal(torch.rand(3), after_a)  # the stream advanced exactly as before
+
+
+def test_seeded_init_distributions_are_the_official_ones() -> None:
+    """Statistics over many seeds: xavier-uniform Linears and patch projection, N(0, 0.02)
+    tokens, zero Linear biases, LayerNorm (1, 0), Conv2d-default patch bias, sin-cos tables."""
+    arch = {**TINY, "embed_dim": 64, "decoder_embed_dim": 64, "num_heads": 2}
+    models = [MaskedAutoencoder(**arch, init_seed=s) for s in range(8)]
+    for name, m in models[0].named_modules():
+        if isinstance(m, nn.Linear):
+            bound = math.sqrt(6 / (m.in_features + m.out_features))
+            w = torch.cat([dict(x.named_modules())[name].weight.flatten() for x in models])
+            assert w.abs().max() <= bound and w.abs().max() > 0.98 * bound, name
+            # U(-b, b): mean 0, std b / sqrt(3)
+            assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05), name
+            assert abs(w.mean().item()) < 0.05 * bound, name
+            assert torch.equal(m.bias, torch.zeros_like(m.bias)), name
+        elif isinstance(m, nn.LayerNorm):
+            assert torch.equal(m.weight, torch.ones_like(m.weight)), name
+            assert torch.equal(m.bias, torch.zeros_like(m.bias)), name
+    w = torch.cat([x.patch_embed.proj.weight.flatten() for x in models])  # fan_in C*p*p = 48
+    bound = math.sqrt(6 / (48 + 64))
+    assert 0.98 * bound < w.abs().max() <= bound
+    assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+    bias = torch.cat([x.patch_embed.proj.bias for x in models])
+    assert 0.9 / math.sqrt(48) < bias.abs().max() <= 1 / math.sqrt(48)
+    for token in ("cls_token", "mask_token"):
+        values = torch.cat([getattr(x, token).flatten() for x in models])  # 512 draws
+        assert values.std().item() == pytest.approx(0.02, rel=0.1), token
+        assert abs(values.mean().item()) < 0.003, token
+    assert torch.equal(models[0].pos_embed[0], sincos_2d(64, 4, cls_token=True))
+    assert torch.equal(models[0].decoder_pos_embed[0], sincos_2d(64, 4, cls_token=True))
+
+
+def test_init_generator_is_stable() -> None:
+    a = torch.rand(4, generator=init_generator(0, "encoder"))
+    assert torch.equal(a, torch.rand(4, generator=init_generator(0, "encoder")))
+    assert not torch.equal(a, torch.rand(4, generator=init_generator(0, "decoder")))
+    assert not torch.equal(a, torch.rand(4, generator=init_generator(1, "encoder")))

@@ -13,6 +13,12 @@ def verdicts_section(sections: Sequence[Section]) -> Section:
     allv = [v for sec in sections for v in sec.verdicts]
     counts = claims.summarise(allv)
     s = Section(SUMMARY_ID, "Predictions vs measurements")
+    if any(sec.id == "study" for sec in sections):
+        s.body.append(
+            "<p><b>The study's verdicts</b> (paired intervals over seeds, regime gate, derived "
+            "predictions) are in <a href='#study'>the study section</a>; the checks below are the "
+            "sections' descriptive ones for the rows the study does not decide.</p>"
+        )
     s.body.append(
         f"<p>{counts['agrees']} agree, {counts['disagrees']} disagree, {counts['not measured']} "
         "not measured. Each verdict is computed from the numbers below (see each section); small "

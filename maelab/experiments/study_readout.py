@@ -1,0 +1,127 @@
+"""The study's readouts of one pretrained run: selectivity (maelab.probes.selectivity) of the
+trained encoder, the same seed's random encoder and raw pixels, on the full image and under the
+run's training mask; the latents that mask shares (the derived prediction); and the regime
+metric over the run's numbered checkpoints (its learning curve).
+
+Keys of the flat metrics dict: ``sel.<view>.<source>.<readout>`` with view ``full`` / ``masked``,
+source ``encoder`` / ``random`` / ``pixels`` and readout ``z_g`` / ``e_r`` / ``e_c`` /
+``control`` (linear ridge; ``selk.`` the same with Nystroem-RBF ridge when asked), and
+``shared.<level>``: the share of nodes of a level that the mask leaves shared.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maelab.config import Config, MaskConfig
+from maelab.data.base import ImageSet, Splits
+from maelab.data.shared_latents import shared_latents
+from maelab.data.synthetic import synthetic_layout
+from maelab.evaluation.baselines import random_encoder
+from maelab.evaluation.checkpoints import load_pretrained
+from maelab.masking import MaskGeometry, mask_from_noise, mask_noise_for
+from maelab.models.mae import MaskedAutoencoder
+from maelab.probes.inputs import take
+from maelab.probes.selectivity import (
+    Readout,
+    TokenView,
+    encoder_view,
+    pixel_view,
+    selectivity,
+    visible_from_noise,
+)
+from maelab.run_folder import RunFolder
+
+CURVE_READOUTS = ("z_g", "e_r")  # the regime readouts followed over training
+MASK_STREAM = 7  # generator offset of the readout masks, apart from training's streams
+
+
+def readout_masks(
+    mask: MaskConfig, model: MaskedAutoencoder, n_fit: int, n_held: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask noise of the fit and held-out images, drawn as training draws them, fixed per seed."""
+    geom = MaskGeometry(model.arch.grid_size, model.patch_size)
+    g = torch.Generator().manual_seed(1000 * seed + MASK_STREAM)
+    return mask_noise_for(mask, n_fit, geom, g), mask_noise_for(mask, n_held, geom, g)
+
+
+def shared_fractions(cfg: Config, patch_size: int, noise: torch.Tensor) -> dict[str, float]:
+    """The share of each level's nodes that the masks of `noise` leave shared
+    (`maelab.data.shared_latents`): the derived prediction of Kong et al. for this condition."""
+    layout = synthetic_layout(cfg.data.synthetic, patch_size)
+    _, mask, _ = mask_from_noise(noise, cfg.mask.ratio)
+    shared = shared_latents(mask.bool(), layout["patch_region"], layout["patch_cell"])
+    return shared.fractions()
+
+
+def _record(out: dict[str, float], prefix: str, res: Readout, kernel: bool) -> None:
+    for name, value in res.linear.items():
+        out[f"sel.{prefix}.{name}"] = value
+    if kernel:
+        for name, value in res.kernel.items():
+            out[f"selk.{prefix}.{name}"] = value
+
+
+def study_metrics(
+    model: MaskedAutoencoder,
+    cfg: Config,
+    splits: Splits,
+    images: int = 512,
+    kernel: bool = False,
+) -> dict[str, float]:
+    """Selectivity of encoder / random / pixels, full and masked, and the shared fractions."""
+    train, test = splits.train, splits.test
+    if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
+        return {}
+    seed = cfg.train.seed
+    fit, held = take(train, images), take(test, images)
+    nf, nh = readout_masks(cfg.mask, model, len(fit), len(held), seed)
+    vf, vh = visible_from_noise(nf, cfg.mask.ratio), visible_from_noise(nh, cfg.mask.ratio)
+    out: dict[str, float] = {
+        f"shared.{k}": v for k, v in shared_fractions(cfg, model.patch_size, nf).items()
+    }
+    views: dict[str, tuple[TokenView, TokenView]] = {}
+    for source, net in (("encoder", model), ("random", random_encoder(model.arch, seed))):
+        views[f"full.{source}"] = (encoder_view(net, fit), encoder_view(net, held))
+        views[f"masked.{source}"] = (
+            encoder_view(net, fit, nf, cfg.mask.ratio),
+            encoder_view(net, held, nh, cfg.mask.ratio),
+        )
+    p = model.patch_size
+    views["full.pixels"] = (pixel_view(fit, p), pixel_view(held, p))
+    views["masked.pixels"] = (pixel_view(fit, p, vf), pixel_view(held, p, vh))
+    for prefix, (vfit, vheld) in views.items():
+        _record(out, prefix, selectivity(vfit, fit, vheld, held, kernel, seed), kernel)
+    return out
+
+
+def checkpoint_step(path: Path, steps_per_epoch: int) -> int:
+    """Training step of a numbered checkpoint `epoch_0003.pt` (3 epochs done)."""
+    found = re.search(r"epoch_(\d+)", path.name)
+    return int(found.group(1)) * steps_per_epoch if found else -1
+
+
+def learning_curve(
+    run_dir: str | Path, splits: Splits, steps_per_epoch: int, images: int = 512, seed: int = 0
+) -> list[dict[str, Any]]:
+    """The regime readouts (full view, linear) of every numbered checkpoint of a run, by step."""
+    train, test = splits.train, splits.test
+    if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
+        return []
+    fit, held = take(train, images), take(test, images)
+    curve = []
+    for path in sorted(RunFolder(run_dir).checkpoints.glob("epoch_*.pt")):
+        net, _ = load_pretrained(path)
+        res = selectivity(
+            encoder_view(net, fit), fit, encoder_view(net, held), held, seed=seed,
+            readouts=CURVE_READOUTS,
+        )  # fmt: skip
+        row: dict[str, Any] = {"step": checkpoint_step(path, steps_per_epoch)}
+        row.update({k: res.linear[k] for k in CURVE_READOUTS if not math.isnan(res.linear[k])})
+        curve.append(row)
+    return curve

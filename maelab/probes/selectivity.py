@@ -1,0 +1,196 @@
+"""Level as selectivity: how much of each level's *own* noise a feature source keeps.
+
+In an invertible hierarchy every level carries the global latent z_g, so R^2(z_g) alone does not
+say which level a model learned. With one probe for every source (trained encoder, random
+encoder, raw pixels) this module reads, held out (fit on one image set, scored on another):
+
+* ``e_r``: R^2 of a region's own noise from the tokens of that region (one regression per
+  region, R^2 averaged over regions);
+* ``e_c``: R^2 of a cell's own noise from the tokens of that cell (averaged over cells);
+* ``z_g`` and ``control``: R^2 from the pooled feature (mean of the tokens; the whole image for
+  pixels). The control latent is independent of the image and must read ~0.
+
+The linear ridge is the primary readout, Nystroem-RBF ridge the one beside it. On the full
+view a unit's feature is the concatenation of its tokens. A `TokenView` made with a mask (the
+training mask applied) holds the encoder's tokens of the visible patches only; a unit's feature
+is then the mean of its visible tokens (a concatenation with empty slots would mix how many
+patches are visible into the readout), scored on the images where the unit has a visible patch:
+the readout at visible positions only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from maelab.data.base import ImageSet
+from maelab.masking import mask_from_noise
+from maelab.models.mae import MaskedAutoencoder, patchify
+from maelab.probes.identifiability import as_numpy, kernel_maps, kernel_ridge, standardise
+from maelab.probes.inputs import eval_mode, model_device, normalised, take, unit_patches
+from maelab.probes.ridge import r2, ridge_loo
+
+READOUTS = ("z_g", "e_r", "e_c", "control")
+MIN_ROWS = 8  # a region / cell visible in fewer fit or held-out images is not scored
+
+
+@dataclass
+class TokenView:
+    """Features of a set of images as one probe reads them."""
+
+    tokens: torch.Tensor  # (N, L, D) in raster order; zero where a patch is masked
+    visible: torch.Tensor  # (N, L) bool
+    pooled: torch.Tensor  # (N, d)
+    patch_size: int
+    image_size: int
+
+    @property
+    def masked(self) -> bool:
+        return not bool(self.visible.all())
+
+
+@dataclass(frozen=True)
+class Readout:
+    """R^2 per readout (`READOUTS`), linear ridge and Nystroem-RBF ridge (nan when off)."""
+
+    linear: dict[str, float]
+    kernel: dict[str, float]
+
+
+def visible_from_noise(noise: torch.Tensor, ratio: float) -> torch.Tensor:
+    """The patches a mask keeps, (N, L) bool, from the strategy's noise (argsort masking)."""
+    _, mask, _ = mask_from_noise(noise, ratio)
+    return mask == 0
+
+
+@torch.no_grad()
+def encoder_view(
+    model: MaskedAutoencoder,
+    images: ImageSet,
+    noise: torch.Tensor | None = None,
+    ratio: float = 0.0,
+    batch_size: int = 256,
+) -> TokenView:
+    """Encoder tokens of every patch (`noise=None`), or of the patches a mask keeps: the encoder
+    then sees only those (as in training) and the masked slots stay zero. Pooled: token mean."""
+    device = model_device(model)
+    chunks, pooled, vis = [], [], []
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            imgs = normalised(take(images, batch_size, start), device)
+            n = imgs.shape[0]
+            if noise is None:
+                x = model.encode(imgs)[:, 1:].float().cpu()  # (n, L, D)
+                chunks.append(x)
+                pooled.append(x.mean(dim=1))
+                vis.append(torch.ones(x.shape[:2], dtype=torch.bool))
+                continue
+            part = noise[start : start + n].to(device)
+            latent, _, _ = model.forward_encoder(imgs, ratio, part)
+            kept = latent[:, 1:].float().cpu()  # (n, K, D)
+            ids_keep = torch.argsort(part.cpu(), dim=1)[:, : kept.shape[1]]
+            x = torch.zeros(n, part.shape[1], kept.shape[2])
+            x.scatter_(1, ids_keep.unsqueeze(-1).expand(-1, -1, kept.shape[2]), kept)
+            chunks.append(x)
+            pooled.append(kept.mean(dim=1))
+            vis.append(visible_from_noise(part.cpu(), ratio))
+    return TokenView(
+        torch.cat(chunks), torch.cat(vis), torch.cat(pooled), model.patch_size, model.arch.img_size
+    )
+
+
+def pixel_view(images: ImageSet, patch_size: int, visible: torch.Tensor | None = None) -> TokenView:
+    """Raw standardised pixels: each patch a token, the whole image pooled; with `visible`
+    (N, L) the masked patches are zero, as the encoder's masked slots."""
+    x = normalised(images)
+    tokens = patchify(x, patch_size)  # (N, L, p*p*C)
+    if visible is None:
+        visible = torch.ones(tokens.shape[:2], dtype=torch.bool)
+    tokens = tokens * visible.unsqueeze(-1)
+    return TokenView(tokens, visible, tokens.reshape(len(tokens), -1), patch_size, x.shape[-1])
+
+
+def _fit_score(xf: np.ndarray, yf: np.ndarray, xh: np.ndarray, yh: np.ndarray, kernel: bool,
+               seed: int) -> tuple[float, float]:  # fmt: skip
+    xf, xh = standardise(xf, xh)
+    lin = r2(yh, ridge_loo(xf, yf).predict(xh))
+    if not kernel:
+        return lin, math.nan
+    pred, _ = kernel_ridge(kernel_maps(xf, xh, (0.5, 2.0), 256, seed), yf)
+    return lin, r2(yh, pred)
+
+
+def _groups(view: TokenView, count: int) -> list[list[int]]:
+    side = math.isqrt(count)
+    if side * side != count:
+        raise ValueError(f"{count} units do not form a square grid")
+    return unit_patches(view.image_size, view.image_size // side, view.patch_size)
+
+
+def _unit_feature(view: TokenView, patches: list[int], rows: torch.Tensor) -> np.ndarray:
+    """(n, features) of one unit on the chosen images: its tokens side by side on a full view,
+    the mean of its visible tokens on a masked one."""
+    tokens = view.tokens[rows][:, patches]  # (n, P, D)
+    if view.masked:
+        vis = view.visible[rows][:, patches].unsqueeze(-1).float()  # (n, P, 1)
+        return as_numpy((tokens * vis).sum(1) / vis.sum(1).clamp_min(1.0))
+    return as_numpy(tokens.reshape(tokens.shape[0], -1))
+
+
+def _own_noise(
+    fit: TokenView, yf: torch.Tensor, held: TokenView, yh: torch.Tensor, kernel: bool, seed: int
+) -> tuple[float, float]:
+    """Mean R^2 over units of each unit's noise (N, U, d) from the unit's own tokens."""
+    scores = []
+    for u, patches in enumerate(_groups(fit, yf.shape[1])):
+        rf, rh = fit.visible[:, patches].any(1), held.visible[:, patches].any(1)
+        if int(rf.sum()) < MIN_ROWS or int(rh.sum()) < MIN_ROWS:
+            continue  # this unit is (almost) never visible under the mask
+        xf, xh = _unit_feature(fit, patches, rf), _unit_feature(held, patches, rh)
+        scores.append(_fit_score(xf, as_numpy(yf[rf, u]), xh, as_numpy(yh[rh, u]), kernel, seed))
+    if not scores:
+        return math.nan, math.nan
+    lin, ker = zip(*scores, strict=True)
+    return float(np.mean(lin)), float(np.mean(ker))
+
+
+def selectivity(
+    fit: TokenView,
+    fit_images: ImageSet,
+    held: TokenView,
+    held_images: ImageSet,
+    kernel: bool = False,
+    seed: int = 0,
+    readouts: tuple[str, ...] = READOUTS,
+) -> Readout:
+    """Held-out R^2 of z_g, e_r, e_c and the control latent (see the module docstring).
+
+    ``fit_images`` / ``held_images`` supply the latents of the images the views were made of,
+    in the same order; a latent the world lacks (no cell noise), or one left out of
+    ``readouts``, reads nan.
+    """
+    lat_f, lat_h = fit_images.latents, held_images.latents
+    if "global" not in lat_f or "control" not in lat_f:
+        raise ValueError("selectivity needs the synthetic dataset's latents (global, control)")
+    linear, kern = {}, {}
+    with threadpool_limits(1, user_api="blas"):  # many small problems: one thread is fastest
+        xf, xh = as_numpy(fit.pooled), as_numpy(held.pooled)
+        for name, key in (("z_g", "global"), ("control", "control")):
+            if name not in readouts:
+                linear[name], kern[name] = math.nan, math.nan
+                continue
+            linear[name], kern[name] = _fit_score(
+                xf, as_numpy(lat_f[key]), xh, as_numpy(lat_h[key]), kernel, seed
+            )
+        for name, key in (("e_r", "region_noise"), ("e_c", "cell_noise")):
+            if name in readouts and key in lat_f and lat_f[key].dim() == 3 and lat_f[key].shape[-1]:
+                linear[name], kern[name] = _own_noise(
+                    fit, lat_f[key], held, lat_h[key], kernel, seed
+                )
+            else:
+                linear[name], kern[name] = math.nan, math.nan
+    return Readout(linear, kern)

@@ -1,0 +1,121 @@
+"""The study's verdicts, read from `verdicts.json` (and `study.json`) of a demo folder.
+
+Rows decided by paired intervals over seeds (maelab.stats), each beside the prediction derived
+for its conditions; the regime gate per condition and readout; instrument checks apart; the rows
+not decided and why; the regime readouts over training checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from maelab import verdicts as vd
+from maelab.report import figures
+from maelab.report.context import ReportContext
+from maelab.report.page import Section, esc, img, table
+from maelab.run_folder import STUDY_FILE, read_json
+
+STUDY_ID = "study"
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:+.{digits}f}"
+
+
+def _outcome(text: str) -> str:
+    cls = {"agrees": "agrees", "disagrees": "disagrees"}.get(text, "not-measured")
+    return f'<span class="{cls}">{esc(text)}</span>'
+
+
+def _rows(records: list[vd.VerdictRecord], derived: dict[str, str]) -> list[list[str]]:
+    out = []
+    for v in records:
+        lo, hi = v.ci
+        out.append(
+            [
+                esc(v.paper),
+                esc(v.claim),
+                esc(derived.get(v.claim, v.predicted or "")),
+                f"{_num(v.effect, 4)} [{_num(lo, 4)}, {_num(hi, 4)}]",
+                str(v.n_seeds),
+                _num(v.min_detectable, 4).lstrip("+"),
+                f"{v.margin:g}" if v.margin is not None else "–",
+                _outcome(v.outcome),
+            ]
+        )
+    return out
+
+
+def _curves(stored: dict[str, Any], readout: str) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for cond, per_seed in stored.items():
+        for seed, points in per_seed.items():
+            pts = [(int(p["step"]), float(p[readout])) for p in points if readout in p]
+            if pts:
+                out[f"{cond} s{seed}"] = pts
+    return out
+
+
+def study_section(ctx: ReportContext) -> Section | None:
+    root = ctx.collected.root
+    path = root / vd.VERDICTS_FILE
+    if not path.is_file():
+        return None
+    record = vd.read_verdicts(path)
+    extra = read_json(root / STUDY_FILE)
+    derived: dict[str, str] = extra.get("derived", {})
+    s = Section(STUDY_ID, "The study's verdicts (paired over seeds)")
+    counts = vd.summary(record.verdicts)
+    s.body.append(
+        "<p>Each row compares two conditions seed by seed (same seed: same initial encoder, "
+        "batches and masks). The effect is the mean paired difference with its 95% t interval "
+        "(Holm-adjusted levels within the prediction rows); the outcome follows the rule and "
+        "the margins of docs/theory.md. A row whose conditions' trained encoders do not beat "
+        "the same seed's random encoder on the row's readout reads <i>regime not reached</i>. "
+        "Predictions: " + ", ".join(f"{n} {esc(k)}" for k, n in counts.items()) + ".</p>"
+        f"<p class='note'>commit {esc(record.commit[:12])}, config {esc(record.config_hash)}; "
+        f"{esc(record.ci_method)}.</p>"
+    )
+    header = ["paper", "claim", "derived prediction", "effect [CI]", "n seeds",
+              "min detectable", "margin", "outcome"]  # fmt: skip
+    preds = [v for v in record.verdicts if v.kind == "prediction"]
+    checks = [v for v in record.verdicts if v.kind == "instrument"]
+    s.body.append(table(header, _rows(preds, derived), "verdicts"))
+    s.body.append("<h3>Instrument checks (never counted for a paper)</h3>")
+    s.body.append(table(header, _rows(checks, derived), "verdicts"))
+    regime = [
+        [esc(r.condition), f"{r.encoder:.3f}", f"{r.random:.3f}", f"{r.pixels:.3f}",
+         f"[{_num(r.ci[0], 4)}, {_num(r.ci[1], 4)}]", "yes" if r.reached else "no",
+         "yes" if r.above_pixels else "no"]
+        for r in record.regime
+    ]  # fmt: skip
+    s.body.append("<h3>Regime: trained encoder vs the same seed's random encoder</h3>")
+    s.body.append(
+        table(
+            [
+                "condition · readout",
+                "encoder",
+                "random",
+                "pixels",
+                "CI of encoder - random",
+                "reached",
+                "above pixels",
+            ],
+            regime,
+        )  # fmt: skip
+    )
+    undecided = extra.get("undecided", [])
+    if undecided:
+        s.body.append("<h3>Not decided</h3>")
+        rows = [[esc(u["paper"]), esc(u["claim"]), esc(u["reason"])] for u in undecided]
+        s.body.append(table(["paper", "claim", "why"], rows, "verdicts"))
+    stored = extra.get("curves", {})
+    for readout, label in (("z_g", "R^2(z_g)"), ("e_r", "R^2(e_r)")):
+        lines = _curves(stored, readout)
+        if lines:
+            png = figures.curves_figure(
+                lines, ctx.fig_dir / f"study_curve_{readout}.png", ylabel=f"{label}, held out"
+            )
+            s.body.append(img(png, f"learning curve: {label} (linear, full view) per checkpoint"))
+    return s

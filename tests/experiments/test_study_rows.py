@@ -1,0 +1,124 @@
+"""The study's rows: derived directions from shared latents, gates, outcomes from maelab.stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maelab import stats
+from maelab.config import load_config
+from maelab.experiments.study_readout import shared_fractions
+from maelab.experiments.study_rows import (
+    StudyRuns,
+    build_table,
+    direction_from_shares,
+    format_table,
+    study_specs,
+)
+from maelab.masking import MaskGeometry, mask_noise_for
+
+WORLD = Path(__file__).resolve().parents[2] / "maelab" / "configs" / "study_world.yaml"
+SHARES = {  # shared.<level> per condition, as the study world's masks give them at 0.75
+    "patch": {"global": 1.0, "region_noise": 1.0, "cell_noise": 0.7},
+    "cell": {"global": 1.0, "region_noise": 1.0, "cell_noise": 0.0},
+    "region": {"global": 1.0, "region_noise": 0.0, "cell_noise": 0.0},
+    "straddled": {"global": 1.0, "region_noise": 1.0, "cell_noise": 0.0},
+    "umae": {"global": 1.0, "region_noise": 1.0, "cell_noise": 0.7},
+}
+
+
+def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> StudyRuns:
+    rng = np.random.default_rng(0)
+    runs: dict[str, dict[int, dict[str, float]]] = {}
+    for cond, shares in SHARES.items():
+        for s in range(seeds):
+            gain = 0.05 if learned else -0.02  # unlearned: below the random encoder
+            m = {f"shared.{k}": v for k, v in shares.items()}
+            for readout, base in (("z_g", 0.5), ("e_r", e_r[cond]), ("e_c", 0.9)):
+                jitter = float(rng.normal(0, 0.002))
+                m[f"sel.full.random.{readout}"] = base - gain + jitter
+                m[f"sel.full.encoder.{readout}"] = base + jitter + float(rng.normal(0, 0.002))
+                m[f"sel.full.pixels.{readout}"] = base - 0.1
+            m["sel.masked.encoder.e_r"] = e_r[cond]
+            m["sel.full.encoder.control"] = float(rng.normal(0, 0.003))
+            m.update(linear_top1=40.0 + s, effective_rank=20.0, alignment_norm=0.3,
+                     uniformity=-2.0)  # fmt: skip
+            m.update({"random.linear_top1": 30.0 + s, "random.effective_rank": 30.0,
+                      "random.alignment_norm": 0.1})  # fmt: skip
+            runs.setdefault(cond, {})[s] = m
+    return StudyRuns(runs, {"linear_top1": 35.0})
+
+
+E_R = {"patch": 0.80, "cell": 0.80, "region": 0.70, "straddled": 0.79, "umae": 0.80}
+
+
+def row(table, start: str):
+    return next(v for v in table.verdicts if v.claim.startswith(start))
+
+
+def test_directions_follow_the_shared_latents() -> None:
+    assert direction_from_shares(0.0, 1.0) == "decrease"
+    assert direction_from_shares(1.0, 0.0) == "increase"
+    assert direction_from_shares(1.0, 0.98) == "none"
+    table = build_table(fake_runs(E_R), study_specs(), list(SHARES))
+    r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
+    assert r.predicted == "decrease" and r.outcome == stats.AGREES
+    assert row(table, "straddled").predicted == "increase"
+    assert row(table, "R^2(z_g) matched").predicted == "none"
+    assert "0% (region) vs 100% (patch)" in table.derived[r.claim]
+
+
+def test_flipped_shares_flip_the_prediction_and_the_outcome() -> None:
+    runs = fake_runs(E_R)
+    for m in runs.runs["region"].values():
+        m["shared.region_noise"] = 1.0
+    for m in runs.runs["patch"].values():
+        m["shared.region_noise"] = 0.0
+    r = row(build_table(runs, study_specs(), list(SHARES)), "region-sized units keep less")
+    assert r.predicted == "increase" and r.outcome == stats.DISAGREES
+
+
+def test_outcomes_are_the_statistics_outcomes() -> None:
+    table = build_table(fake_runs(E_R), study_specs(), list(SHARES))
+    assert table.verdicts
+    for v in table.verdicts:
+        eff = stats.paired_effect(v.per_seed, v.level)
+        assert v.outcome == stats.outcome(eff.lo, eff.hi, v.predicted, v.margin), v.claim
+    assert row(table, "U-MAE improves").outcome == stats.DISAGREES  # 0 points: inside +-1
+    assert row(table, "MAE collapses").outcome == stats.AGREES  # rank 20 vs 30
+    assert "regime (condition" in format_table(table)
+
+
+def test_rows_of_unlearned_encoders_read_regime_not_reached() -> None:
+    table = build_table(fake_runs(E_R, learned=False), study_specs(), list(SHARES))
+    assert not any(r.reached for r in table.regime if "R^2" in r.condition)
+    kong = [v for v in table.verdicts if v.paper == "Kong"]
+    assert kong and all(v.outcome == stats.REGIME_NOT_REACHED for v in kong)
+    assert row(table, "the control latent").outcome == stats.AGREES  # no gate: an instrument
+
+
+def test_missing_conditions_are_listed_undecided() -> None:
+    runs = fake_runs(E_R)
+    del runs.runs["umae"]
+    table = build_table(runs, study_specs(), list(SHARES))
+    assert {u.claim for u in table.undecided} >= {
+        s.claim for s in study_specs() if s.treated == "umae"
+    }
+
+
+@pytest.mark.parametrize(
+    ("unit", "strategy", "region_noise", "cell_noise"),
+    [(4, "block", (0.9, 1.0), (0.5, 0.9)), (8, "block", (0.6, 0.85), (0.0, 0.0)),
+     (16, "block", (0.0, 0.0), (0.0, 0.0)), (16, "block_shifted", (1.0, 1.0), (0.0, 0.0))],
+)  # fmt: skip
+def test_shared_fractions_of_the_study_world(unit, strategy, region_noise, cell_noise) -> None:
+    cfg = load_config([str(WORLD)], [f"mask.unit={unit}", f"mask.strategy={strategy}"])
+    geom = MaskGeometry(8, 4)
+    noise = mask_noise_for(cfg.mask, 512, geom, torch.Generator().manual_seed(0))
+    shares = shared_fractions(cfg, 4, noise)
+    assert shares["global"] == 1.0
+    assert region_noise[0] <= shares["region_noise"] <= region_noise[1]
+    assert cell_noise[0] <= shares["cell_noise"] <= cell_noise[1]
