@@ -145,7 +145,9 @@ class Config(Strict):
                 raise ValueError(f"mask.ratio_range={m.ratio_range} must satisfy 0 <= lo <= hi < 1")
         lo, hi = self.data.crop_scale
         if not 0.0 < lo <= hi <= 1.0:
-            raise ValueError(f"data.crop_scale={self.data.crop_scale} must satisfy 0 < lo <= hi <= 1")
+            raise ValueError(
+                f"data.crop_scale={self.data.crop_scale} must satisfy 0 < lo <= hi <= 1"
+            )
         if not all(0.0 <= b < 1.0 for b in self.train.betas):
             raise ValueError(f"train.betas={self.train.betas} must both be in [0, 1)")
         return self
@@ -217,9 +219,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{p}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(
+            f"config file '{p}' is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file '{p}' must hold a mapping of keys, not {type(data).__name__}")
+        raise ConfigError(
+            f"config file '{p}' must hold a mapping of keys, not {type(data).__name__}"
+        )
     return data
 
 

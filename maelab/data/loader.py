@@ -79,8 +79,15 @@ def train_batches(
                 # views drawn for the global batch (no rank in the seed; the 0 keeps one-process
                 # views as they were), so N processes see what one process would
                 g = torch.Generator().manual_seed(derive_seed(b.seed, epoch, step, 0, 29))
-                x = random_resized_crop_flip(x, image_size, b.crop_scale, b.hflip, generator=g,
-                                             offset=b.rank * b.batch_size, total=b.batch_size * b.world)
+                x = random_resized_crop_flip(
+                    x,
+                    image_size,
+                    b.crop_scale,
+                    b.hflip,
+                    generator=g,
+                    offset=b.rank * b.batch_size,
+                    total=b.batch_size * b.world,
+                )
             else:
                 x = resize(x, image_size)
             yield normalize(x, split.mean, split.std), split.labels[idx].to(device)
@@ -120,9 +127,10 @@ def eval_batches(
     if isinstance(split, ImageSet):
         for i in range(0, len(split), batch_size):
             x = split.images[i : i + batch_size].to(device).float().div_(255.0)
-            yield normalize(resize(x, image_size), split.mean, split.std), split.labels[
-                i : i + batch_size
-            ].to(device)
+            yield (
+                normalize(resize(x, image_size), split.mean, split.std),
+                split.labels[i : i + batch_size].to(device),
+            )
         return
     loader = DataLoader(split.eval_dataset, batch_size=batch_size, num_workers=num_workers)
     for x, y in loader:
