@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from maelab.cli import config_path
-from maelab.config import Config, load_config
+from maelab.config import Config, deep_merge, load_config
 from maelab.recipes import (
     SAMPLE_BUDGET,
     DataFacts,
@@ -107,6 +107,9 @@ def test_stored_config_is_fully_set() -> None:
 
 def _shipped(name: str) -> Config:
     tree = yaml.safe_load(Path(config_path(name)).read_text())
+    if name == "demo":  # the demo reads the study world's config first, then demo.yaml
+        base = yaml.safe_load(Path(config_path("study_world")).read_text())
+        tree = deep_merge(base, tree)
     for key in ("sweep", "demo"):  # the demo's extra sections are not pretraining config
         tree.pop(key, None)
     return Config.model_validate(tree)
