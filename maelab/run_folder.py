@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -104,25 +105,41 @@ class RunFolder:
         return 0
 
 
-def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write `obj` as JSON through a temp file + fsync + rename: never a torn results file.
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file through a temp file in the same folder + fsync + rename (never a torn file).
 
-    Tensors, numpy values and paths are converted; the folder is created if needed.
+    `write` fills the open binary temp file. On any failure (disk full, Ctrl-C, an error in
+    `write`) the previous file at `path` is left as it was and the temp file is removed; after
+    a hard kill a `.NAME.*.tmp` file may remain. The file gets the usual umask permissions.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes private 0600 files
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a power cut
+    finally:
+        os.close(dir_fd)
     return path
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> Path:
+    """Write `obj` as JSON through `atomic_write`: never a torn results file.
+
+    Tensors, numpy values and paths are converted; the folder is created if needed.
+    """
+    data = (json.dumps(obj, indent=2, default=_json_default) + "\n").encode()
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -140,3 +157,9 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"cannot store {type(o).__name__} in JSON")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -6,11 +6,9 @@ Writing goes to a temporary file, fsync, rename; the last K numbered ones are ke
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import random
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import maelab
 from maelab.config import Config, flatten
 from maelab.errors import CheckpointError
 from maelab.models.mae import MaskedAutoencoder
-from maelab.run_folder import LAST_CHECKPOINT, TEMP_SUFFIX
+from maelab.run_folder import LAST_CHECKPOINT, TEMP_SUFFIX, atomic_write
 
 CHECKPOINT_KEYS = ("model", "arch", "optimizer", "epoch", "next_iter", "global_step", "opt_steps")
 # fields that change how a run is operated, not what it computes (no warning when they change
@@ -100,45 +98,19 @@ def checkpoint_state(
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """torch.save through a temp file in the same directory + os.replace (never a torn file).
+    """torch.save through `run_folder.atomic_write` (temp file, fsync, rename: never torn).
 
     On any failure (disk full, Ctrl-C, a kill) the previous file at `path` is left as it was;
     the temp file is removed, except after a hard kill (see `remove_stale_temps`). Write errors
     become one CheckpointError line.
     """
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint {path} ({_reason(exc)})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes private 0600 files
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, (OSError, RuntimeError)):  # torch reports a full disk as RuntimeError
-            raise CheckpointError(
-                f"cannot write checkpoint {path} ({_reason(exc)}); the previous file is unchanged. "
-                "Free disk space or set run_dir to another disk"
-            ) from None
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        return atomic_write(path, lambda f: torch.save(obj, f))
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
+        raise CheckpointError(
+            f"cannot write checkpoint {path} ({_reason(exc)}); the previous file is unchanged. "
+            "Free disk space or set run_dir to another disk"
+        ) from None
 
 
 def _reason(exc: BaseException) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 from torch.utils.tensorboard import SummaryWriter
 
 from maelab.errors import MaelabError
-from maelab.run_folder import RunFolder
+from maelab.run_folder import RunFolder, atomic_write
 
 
 class MetricsLog:
@@ -74,9 +73,8 @@ def truncate_after(path: Path, step: int) -> None:
         record = _parse(line)
         if record is not None and record.get("step", 0) <= step:
             keep.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
+    data = "".join(line + "\n" for line in keep).encode()
+    atomic_write(path, lambda f: f.write(data))
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
