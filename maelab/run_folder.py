@@ -42,6 +42,10 @@ MANIFEST_FILE = "sweep.json"
 BASELINE_DIR = "baselines"
 REPORT_FILE = "report.html"
 PROBE_FILE = "probe.json"
+PROBE_TABLE_FILE = "probe.txt"
+RECONSTRUCTION_FIGURE = "reconstruction.png"
+BASE_CONFIG_FILE = "base_config.yaml"
+VERDICTS_FILE = "verdicts.json"
 FINETUNE_FILE = "finetune.json"
 COLLAPSE_FILE = "collapse.json"
 STUDY_FILE = "study.json"  # a demo folder: derived predictions, undecided rows, curves
@@ -77,6 +81,10 @@ class RunFolder:
     baselines = property(lambda self: self.root / BASELINE_DIR)
     report = property(lambda self: self.root / REPORT_FILE)
     probe_result = property(lambda self: self.root / PROBE_FILE)
+    probe_table = property(lambda self: self.root / PROBE_TABLE_FILE)
+    reconstruction_figure = property(lambda self: self.root / FIGURE_DIR / RECONSTRUCTION_FIGURE)
+    base_config = property(lambda self: self.root / BASE_CONFIG_FILE)
+    verdicts = property(lambda self: self.root / VERDICTS_FILE)
     finetune_result = property(lambda self: self.root / FINETUNE_FILE)
     collapse_result = property(lambda self: self.root / COLLAPSE_FILE)
 

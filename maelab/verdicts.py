@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from maelab import stats
-from maelab.run_folder import write_json_atomic
+from maelab.run_folder import VERDICTS_FILE, write_json_atomic
 from maelab.verdicts_schema import (
     KINDS,
     SCHEMA,
@@ -35,8 +35,6 @@ from maelab.verdicts_schema import (
     VerdictsError,
     validate,
 )
-
-VERDICTS_FILE = "verdicts.json"
 
 __all__ = ["KINDS", "SCHEMA", "VERDICTS_FILE", "VerdictsError", "validate"]
 

@@ -203,7 +203,7 @@ def evaluate_frozen(
     ]
     table = format_table(rows)
     folder.root.mkdir(parents=True, exist_ok=True)
-    (folder.root / "probe.txt").write_text(table + "\n")
+    folder.probe_table.write_text(table + "\n")
     record = {
         "checkpoint": str(Path(ckpt).resolve()),
         "data": run_cfg.data.model_dump(mode="json"),

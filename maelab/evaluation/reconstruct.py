@@ -20,9 +20,6 @@ from maelab.masking import MaskGeometry, mask_noise_for
 from maelab.models.mae import MaskedAutoencoder
 from maelab.run_folder import RunFolder
 
-RUN_FIGURE = "reconstruction.png"  # the grid every pretraining run gets in RUN/figures/
-
-
 MASKED_GREY = 0.5  # display value of removed patches in the masked-input column
 
 
@@ -160,7 +157,7 @@ def write_reconstruction_figure(
     model: MaskedAutoencoder, split: Split, mask: MaskConfig, run: RunFolder
 ) -> Path:
     """RUN/figures/reconstruction.png of a pretrained model: its test split, its mask."""
-    return reconstruction_figure(model, split, run.figures / RUN_FIGURE, mask)
+    return reconstruction_figure(model, split, run.reconstruction_figure, mask)
 
 
 def reconstruct_config(

@@ -33,8 +33,6 @@ from maelab.errors import ConfigError
 from maelab.experiments.evaluate import EvalConfig
 from maelab.run_folder import RunFolder, read_json, write_json_atomic
 
-BASE_CONFIG_FILE = "base_config.yaml"
-
 
 class SweepFile(Strict):
     """A sweep YAML as merged from files and overrides: the base config (every other key,
@@ -287,7 +285,7 @@ def write_manifest(plan: SweepPlan) -> None:
         "sweep": plan.settings.model_dump(mode="json"),
     }
     write_json_atomic(RunFolder(plan.dir).manifest, manifest)
-    (plan.dir / BASE_CONFIG_FILE).write_text(dump_config(build_config(plan.base)))
+    RunFolder(plan.dir).base_config.write_text(dump_config(build_config(plan.base)))
 
 
 def read_manifest(sweep_dir: str | Path) -> dict[str, Any]:

@@ -27,7 +27,6 @@ TABLE_METRICS = [
     ("r2.control", "R2 control"),
 ]
 RECONSTRUCTION_LIMIT = 6  # settings shown; one seed each
-RECONSTRUCTION_PNG = "reconstruction.png"  # written by pretraining into the run's figures/
 
 
 def overview_section(ctx: ReportContext) -> Section:
@@ -147,7 +146,7 @@ def reconstructions_section(ctx: ReportContext) -> Section:
     s = Section("reconstructions", "Reconstructions")
     shown, seen = 0, set()
     for r in ctx.collected.runs:
-        png = RunFolder(r.path).figures / RECONSTRUCTION_PNG
+        png = RunFolder(r.path).reconstruction_figure
         key = json.dumps({k: v for k, v in r.values.items()}, sort_keys=True, default=str)
         if png.is_file() and key not in seen and shown < RECONSTRUCTION_LIMIT:
             seen.add(key)
