@@ -48,12 +48,18 @@ def _rows(records: list[vd.VerdictRecord], derived: dict[str, str]) -> list[list
 
 
 def _curves(stored: dict[str, Any], readout: str) -> dict[str, list[tuple[int, float]]]:
+    """One line per condition: the readout at each checkpoint step, averaged over the seeds
+    (one line per run would be too many to tell apart or label)."""
     out: dict[str, list[tuple[int, float]]] = {}
     for cond, per_seed in stored.items():
-        for seed, points in per_seed.items():
-            pts = [(int(p["step"]), float(p[readout])) for p in points if readout in p]
-            if pts:
-                out[f"{cond} s{seed}"] = pts
+        by_step: dict[int, list[float]] = {}
+        for points in per_seed.values():
+            for p in points:
+                if readout in p:
+                    by_step.setdefault(int(p["step"]), []).append(float(p[readout]))
+        if by_step:
+            label = f"{cond} (mean of {len(per_seed)} seeds)"
+            out[label] = [(k, sum(v) / len(v)) for k, v in sorted(by_step.items())]
     return out
 
 
@@ -117,5 +123,10 @@ def study_section(ctx: ReportContext) -> Section | None:
             png = figures.curves_figure(
                 lines, ctx.fig_dir / f"study_curve_{readout}.png", ylabel=f"{label}, held out"
             )
-            s.body.append(img(png, f"learning curve: {label} (linear, full view) per checkpoint"))
+            s.body.append(
+                img(
+                    png,
+                    f"learning curve: {label} (linear, full view) per checkpoint, mean over seeds",
+                )
+            )
     return s
