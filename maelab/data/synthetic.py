@@ -76,6 +76,7 @@ def latent_dims(cfg: SyntheticConfig) -> dict[str, int]:
     region = cfg.global_dim + cfg.region_noise_dim
     return {
         "global": cfg.global_dim,
+        "global_shared": cfg.global_dim,
         "region": region,
         "region_noise": cfg.region_noise_dim,
         "cell": region + cfg.cell_noise_dim,
@@ -87,14 +88,11 @@ def latent_dims(cfg: SyntheticConfig) -> dict[str, int]:
 def validate_synthetic(cfg: SyntheticConfig) -> None:
     """Raise ConfigError (one line: field and fix) for a configuration the generator cannot build."""
     positive = ("image_size", "channels", "cell_size", "region_cells", "global_dim", "num_classes")
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"data.synthetic.{name}={getattr(cfg, name)} must be >= 1")
     non_negative = ("region_noise_dim", "cell_noise_dim", "pixel_noise")
     non_negative += ("global_shift", "region_shift", "shift_freq", "decoder_freq")
-    for name in non_negative:
-        if getattr(cfg, name) < 0:
-            raise ConfigError(f"data.synthetic.{name}={getattr(cfg, name)} must be >= 0")
+    for names, low in ((positive, 1), (non_negative, 0)):
+        for name in (n for n in names if getattr(cfg, n) < low):
+            raise ConfigError(f"data.synthetic.{name}={getattr(cfg, name)} must be >= {low}")
     region_px = cfg.cell_size * cfg.region_cells
     if cfg.image_size % region_px:
         raise ConfigError(
@@ -213,12 +211,17 @@ def make_world(cfg: SyntheticConfig) -> SyntheticWorld:
     )
 
 
+def global_parent(world: SyntheticWorld, cfg: SyntheticConfig, z_g: torch.Tensor) -> torch.Tensor:
+    """``s_g = h_g(z_g)``, z_g as every region receives it (invertible): (N, G) -> (N, 1, G)."""
+    return couple(world.global_stage, z_g.unsqueeze(1), cfg.global_shift, cfg.shift_freq)
+
+
 def mix_regions(
     world: SyntheticWorld, cfg: SyntheticConfig, z_g: torch.Tensor, e_r: torch.Tensor
 ) -> torch.Tensor:
     """Regional latents ``z_r = phi(Q_r [h_g(z_g) ; e_r])``: (N, G), (N, R, Er) -> (N, R, Dr)."""
     n, r = e_r.shape[:2]
-    shared = couple(world.global_stage, z_g.unsqueeze(1), cfg.global_shift, cfg.shift_freq)
+    shared = global_parent(world, cfg, z_g)
     parents = torch.cat([shared.expand(n, r, -1), cfg.region_noise_std * e_r], dim=-1)
     mixed = torch.einsum("rij,nrj->nri", world.region_mix, parents)
     return phi(mixed, cfg.mixing_gain, cfg.mixing_leak)
@@ -278,9 +281,9 @@ def render_cells(world: SyntheticWorld, cfg: SyntheticConfig, z_c: torch.Tensor)
 def generate_synthetic(n: int, cfg: SyntheticConfig, seed: int) -> ImageSet:
     """Draw ``n`` images with their labels and every ground-truth latent (deterministic per seed).
 
-    Latents (float32): ``global`` (n, G), ``region`` (n, R, G + Er), ``region_noise`` (n, R, Er),
-    ``cell`` (n, C, G + Er + Ec), ``cell_noise`` (n, C, Ec), ``control`` (n, 4) independent of the
-    image. Regions and cells are in raster order over their grids.
+    Latents (float32): ``global`` (n, G), ``global_shared`` (n, G) (`global_parent`), ``region``
+    (n, R, G + Er), ``region_noise`` (n, R, Er), ``cell`` (n, C, G + Er + Ec), ``cell_noise``
+    (n, C, Ec), ``control`` (n, 4) independent of the image. Regions and cells are in raster order over their grids.
     """
     if n < 1:
         raise ConfigError(f"number of synthetic images n={n} must be >= 1")
@@ -306,6 +309,7 @@ def generate_synthetic(n: int, cfg: SyntheticConfig, seed: int) -> ImageSet:
     mean, std = channel_stats(images)
     latents = {
         "global": z_g,
+        "global_shared": global_parent(world, cfg, z_g)[:, 0],
         "region": z_r,
         "region_noise": e_r,
         "cell": z_c,
@@ -334,12 +338,11 @@ def synthetic_layout(cfg: SyntheticConfig, patch_size: int) -> dict[str, torch.T
         raise ConfigError(
             f"patch_size={patch_size} must divide data.synthetic.image_size={cfg.image_size}"
         )
-    if patch_size <= cfg.cell_size:
-        if cfg.cell_size % patch_size:
-            raise ConfigError(
-                f"patch_size={patch_size} must divide data.synthetic.cell_size={cfg.cell_size} "
-                "(a patch may not straddle two cells)"
-            )
+    if patch_size <= cfg.cell_size and cfg.cell_size % patch_size:
+        raise ConfigError(
+            f"patch_size={patch_size} must divide data.synthetic.cell_size={cfg.cell_size} "
+            "(a patch may not straddle two cells)"
+        )
     elif region_px % patch_size:
         raise ConfigError(
             f"patch_size={patch_size} must divide the region side cell_size * region_cells = "
@@ -362,15 +365,12 @@ def build_synthetic(data_cfg: DataConfig) -> Splits:
     if data_cfg.image_size is not None and data_cfg.image_size != cfg.image_size:
         raise ConfigError(
             f"data.image_size={data_cfg.image_size} differs from data.synthetic.image_size="
-            f"{cfg.image_size}; set data.synthetic.image_size instead (images are generated, "
-            "not resized)"
+            f"{cfg.image_size}; set data.synthetic.image_size instead (images are not resized)"
         )
-    num_train = data_cfg.num_train if data_cfg.num_train is not None else DEFAULT_NUM_TRAIN
-    num_test = data_cfg.num_test if data_cfg.num_test is not None else DEFAULT_NUM_TEST
-    train = generate_synthetic(num_train, cfg, split_seed(data_cfg.seed, "train"))
-    test = generate_synthetic(num_test, cfg, split_seed(data_cfg.seed, "test"))
-    # both splits are normalised with the training statistics
-    test.mean, test.std = train.mean, train.std
+    n_train, n_test = data_cfg.num_train or DEFAULT_NUM_TRAIN, data_cfg.num_test or DEFAULT_NUM_TEST
+    train = generate_synthetic(n_train, cfg, split_seed(data_cfg.seed, "train"))
+    test = generate_synthetic(n_test, cfg, split_seed(data_cfg.seed, "test"))
+    test.mean, test.std = train.mean, train.std  # both normalised with the training statistics
     return Splits(train=train, test=test)
 
 

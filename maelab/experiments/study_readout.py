@@ -37,7 +37,7 @@ from maelab.probes.selectivity import (
 )
 from maelab.run_folder import RunFolder
 
-CURVE_READOUTS = ("z_g", "e_r")  # the regime readouts followed over training
+CURVE_READOUTS = ("z_g", "s_g", "e_r")  # the regime readouts followed over training
 MASK_STREAM = 7  # generator offset of the readout masks, apart from training's streams
 
 

@@ -21,6 +21,7 @@ SHARED_TIE = 0.05  # shares of shared nodes closer than this predict no differen
 # per-seed metric -> (regime readout label, metric key of the encoder, of the random encoder)
 GATES: dict[str, tuple[str, str, str, str]] = {
     "z_g": ("R^2(z_g)", "sel.full.encoder.z_g", "sel.full.random.z_g", "sel.full.pixels.z_g"),
+    "s_g": ("R^2(s_g)", "sel.full.encoder.s_g", "sel.full.random.s_g", "sel.full.pixels.s_g"),
     "e_r": ("R^2(e_r)", "sel.full.encoder.e_r", "sel.full.random.e_r", "sel.full.pixels.e_r"),
     "e_c": ("R^2(e_c)", "sel.full.encoder.e_c", "sel.full.random.e_c", "sel.full.pixels.e_c"),
     "top1": ("linear top-1", "linear_top1", "random.linear_top1", "pixels.linear_top1"),

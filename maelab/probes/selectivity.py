@@ -9,6 +9,9 @@ encoder, raw pixels) this module reads, held out (fit on one image set, scored o
 * ``e_c``: R^2 of a cell's own noise from the tokens of that cell (averaged over cells);
 * ``z_g`` and ``control``: R^2 from the pooled feature (mean of the tokens; the whole image for
   pixels). The control latent is independent of the image and must read ~0.
+* ``s_g``: the same for z_g as the regions receive it, ``s_g = h_g(z_g)`` (invertible,
+  non-linear in z_g). Kong et al. identify the shared latent up to an invertible map, so a
+  linear readout of z_g itself can sit below that of s_g for an encoder that recovered it.
 
 The linear ridge is the primary readout, Nystroem-RBF ridge the one beside it. On the full
 view a unit's feature is the concatenation of its tokens. A `TokenView` made with a mask (the
@@ -34,7 +37,7 @@ from maelab.probes.identifiability import as_numpy, kernel_maps, kernel_ridge, s
 from maelab.probes.inputs import eval_mode, model_device, normalised, take, unit_patches
 from maelab.probes.ridge import r2, ridge_loo
 
-READOUTS = ("z_g", "e_r", "e_c", "control")
+READOUTS = ("z_g", "s_g", "e_r", "e_c", "control")
 MIN_ROWS = 8  # a region / cell visible in fewer fit or held-out images is not scored
 
 
@@ -167,7 +170,7 @@ def selectivity(
     seed: int = 0,
     readouts: tuple[str, ...] = READOUTS,
 ) -> Readout:
-    """Held-out R^2 of z_g, e_r, e_c and the control latent (see the module docstring).
+    """Held-out R^2 of z_g, s_g, e_r, e_c and the control latent (see the module docstring).
 
     ``fit_images`` / ``held_images`` supply the latents of the images the views were made of,
     in the same order; a latent the world lacks (no cell noise), or one left out of
@@ -179,8 +182,8 @@ def selectivity(
     linear, kern = {}, {}
     with threadpool_limits(1, user_api="blas"):  # many small problems: one thread is fastest
         xf, xh = as_numpy(fit.pooled), as_numpy(held.pooled)
-        for name, key in (("z_g", "global"), ("control", "control")):
-            if name not in readouts:
+        for name, key in (("z_g", "global"), ("s_g", "global_shared"), ("control", "control")):
+            if name not in readouts or key not in lat_f:
                 linear[name], kern[name] = math.nan, math.nan
                 continue
             linear[name], kern[name] = _fit_score(

@@ -97,6 +97,7 @@ def test_shapes_and_dtypes(small) -> None:
     assert small.num_classes == 10 and len(small.mean) == len(small.std) == 3
     expected = {
         "global": (64, 8),
+        "global_shared": (64, 8),
         "region": (64, 4, 12),
         "region_noise": (64, 4, 4),
         "cell": (64, 16, 16),
@@ -226,6 +227,20 @@ def test_every_level_inverts_to_its_parents_and_noise(small) -> None:
     z_g_back, e_r_back = unmix_regions(w, CFG, z_r)
     torch.testing.assert_close(z_g_back, z_g[:, None].expand_as(z_g_back), atol=1e-9, rtol=0)
     torch.testing.assert_close(e_r_back, e_r, atol=1e-9, rtol=0)
+
+
+def test_global_shared_is_the_parent_every_region_receives(small) -> None:
+    """s_g: the first G coordinates of every region's parent vector before its mixing Q_r,
+    recovered from z_r by undoing phi and Q_r (not by calling the coupling again)."""
+    w = make_world(CFG)
+    z_r = small.latents["region"].double()
+    parents = torch.einsum(
+        "rji,nrj->nri", w.region_mix, phi_inverse(z_r, CFG.mixing_gain, CFG.mixing_leak)
+    )
+    s_g = small.latents["global_shared"].double()
+    for r in range(parents.shape[1]):
+        torch.testing.assert_close(parents[:, r, : CFG.global_dim], s_g, atol=1e-5, rtol=0)
+    assert not torch.allclose(s_g, small.latents["global"].double(), atol=0.1)
 
 
 # --- layout ------------------------------------------------------------------------------------

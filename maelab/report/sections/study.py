@@ -117,7 +117,7 @@ def study_section(ctx: ReportContext) -> Section | None:
         rows = [[esc(u["paper"]), esc(u["claim"]), esc(u["reason"])] for u in undecided]
         s.body.append(table(["paper", "claim", "why"], rows, "verdicts"))
     stored = extra.get("curves", {})
-    for readout, label in (("z_g", "R^2(z_g)"), ("e_r", "R^2(e_r)")):
+    for readout, label in (("z_g", "R^2(z_g)"), ("s_g", "R^2(s_g)"), ("e_r", "R^2(e_r)")):
         lines = _curves(stored, readout)
         if lines:
             png = figures.curves_figure(
