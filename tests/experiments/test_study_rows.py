@@ -37,7 +37,7 @@ def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> St
         for s in range(seeds):
             gain = 0.05 if learned else -0.02  # unlearned: below the random encoder
             m = {f"shared.{k}": v for k, v in shares.items()}
-            for readout, base in (("z_g", 0.5), ("e_r", e_r[cond]), ("e_c", 0.9)):
+            for readout, base in (("z_g", 0.5), ("s_g", 0.9), ("e_r", e_r[cond]), ("e_c", 0.9)):
                 jitter = float(rng.normal(0, 0.002))
                 m[f"sel.full.random.{readout}"] = base - gain + jitter
                 m[f"sel.full.encoder.{readout}"] = base + jitter + float(rng.normal(0, 0.002))
@@ -122,3 +122,19 @@ def test_shared_fractions_of_the_study_world(unit, strategy, region_noise, cell_
     assert shares["global"] == 1.0
     assert region_noise[0] <= shares["region_noise"] <= region_noise[1]
     assert cell_noise[0] <= shares["cell_noise"] <= cell_noise[1]
+
+
+def test_kong_rows_gate_on_the_shared_latent_not_on_the_latent_predicted_to_go() -> None:
+    """Region units are predicted to lose e_r: their encoder may read e_r below the random
+    encoder and the row is still decided, as long as every condition learned s_g."""
+    runs = fake_runs(E_R)
+    for m in runs.runs["region"].values():
+        m["sel.full.random.e_r"] = m["sel.full.encoder.e_r"] + 0.05
+    table = build_table(runs, study_specs(), list(SHARES))
+    r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
+    assert r.outcome == stats.AGREES
+    for m in runs.runs["region"].values():
+        m["sel.full.random.s_g"] = m["sel.full.encoder.s_g"] + 0.05
+    table = build_table(runs, study_specs(), list(SHARES))
+    r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
+    assert r.outcome == stats.REGIME_NOT_REACHED
