@@ -5,7 +5,8 @@ metric over the run's numbered checkpoints (its learning curve).
 
 Keys of the flat metrics dict: ``sel.<view>.<source>.<readout>`` with view ``full`` / ``masked``,
 source ``encoder`` / ``random`` / ``pixels`` and readout ``z_g`` / ``e_r`` / ``e_c`` /
-``control`` (linear ridge; ``selk.`` the same with Nystroem-RBF ridge when asked), and
+``control`` (linear ridge; ``selk.`` the same with Nystroem-RBF ridge when asked; ``selp.`` the
+full view projected on its top principal directions, `principal_k`), and
 ``shared.<level>``: the share of nodes of a level that the mask leaves shared.
 """
 
@@ -21,7 +22,7 @@ import torch
 from maelab.config import Config, MaskConfig
 from maelab.data.base import ImageSet, Splits
 from maelab.data.shared_latents import shared_latents
-from maelab.data.synthetic import synthetic_layout
+from maelab.data.synthetic import latent_dims, synthetic_layout
 from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.checkpoints import load_pretrained
 from maelab.masking import MaskGeometry, mask_from_noise, mask_noise_for
@@ -32,6 +33,7 @@ from maelab.probes.selectivity import (
     TokenView,
     encoder_view,
     pixel_view,
+    principal_views,
     selectivity,
     visible_from_noise,
 )
@@ -97,7 +99,18 @@ def study_metrics(
     views["masked.pixels"] = (pixel_view(fit, p, vf), pixel_view(held, p, vh))
     for prefix, (vfit, vheld) in views.items():
         _record(out, prefix, selectivity(vfit, fit, vheld, held, kernel, seed), kernel)
+    k = principal_k(cfg)
+    for source in ("encoder", "random", "pixels"):
+        pf, ph = principal_views(*views[f"full.{source}"], k)
+        for name, value in selectivity(pf, fit, ph, held, seed=seed).linear.items():
+            out[f"selp.full.{source}.{name}"] = value
     return out
+
+
+def principal_k(cfg: Config) -> int:
+    """Directions kept by the principal readout (`selp.`): the width of one cell's latent z_c,
+    the degrees of freedom a single token's pixels carry; fixed before any run was read."""
+    return latent_dims(cfg.data.synthetic)["cell"]
 
 
 def checkpoint_step(path: Path, steps_per_epoch: int) -> int:

@@ -21,7 +21,13 @@ SHARED_TIE = 0.05  # shares of shared nodes closer than this predict no differen
 # per-seed metric -> (regime readout label, metric key of the encoder, of the random encoder)
 GATES: dict[str, tuple[str, str, str, str]] = {
     "z_g": ("R^2(z_g)", "sel.full.encoder.z_g", "sel.full.random.z_g", "sel.full.pixels.z_g"),
-    "s_g": ("R^2(s_g)", "sel.full.encoder.s_g", "sel.full.random.s_g", "sel.full.pixels.s_g"),
+    "s_g": (
+        "R^2(s_g), top-k",
+        "selp.full.encoder.s_g",
+        "selp.full.random.s_g",
+        "selp.full.pixels.s_g",
+    ),
+    "s_g_all": ("R^2(s_g)", "sel.full.encoder.s_g", "sel.full.random.s_g", "sel.full.pixels.s_g"),
     "e_r": ("R^2(e_r)", "sel.full.encoder.e_r", "sel.full.random.e_r", "sel.full.pixels.e_r"),
     "e_c": ("R^2(e_c)", "sel.full.encoder.e_c", "sel.full.random.e_c", "sel.full.pixels.e_c"),
     "top1": ("linear top-1", "linear_top1", "random.linear_top1", "pixels.linear_top1"),
@@ -227,6 +233,15 @@ def study_specs(ratio_conditions: list[str] | None = None) -> list[RowSpec]:
         RowSpec(k, "a patch-sized unit keeps the cell's own noise better than a cell-sized one "
                 "(R^2(e_c))", "patch", "cell", diff("sel.full.encoder.e_c"), R2_MARGIN,
                 shared="cell_noise", gates=("s_g",)),
+        RowSpec(k, "region-sized units keep less of a region's own noise (R^2(e_r), top-k "
+                "principal directions)", "region", "patch", diff("selp.full.encoder.e_r"),
+                R2_MARGIN, shared="region_noise", gates=("s_g",)),
+        RowSpec(k, "straddled region units keep e_r (top-k principal directions)", "straddled",
+                "region", diff("selp.full.encoder.e_r"), R2_MARGIN, shared="region_noise",
+                gates=("s_g",)),
+        RowSpec(k, "a patch-sized unit keeps the cell's own noise better than a cell-sized one "
+                "(R^2(e_c), top-k principal directions)", "patch", "cell",
+                diff("selp.full.encoder.e_c"), R2_MARGIN, shared="cell_noise", gates=("s_g",)),
         RowSpec(k, "R^2(z_g) matched between region and patch units (within delta)", "region",
                 "patch", diff("sel.full.encoder.z_g"), R2_MARGIN, shared="global",
                 gates=("s_g",)),

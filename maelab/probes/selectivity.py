@@ -50,6 +50,7 @@ class TokenView:
     pooled: torch.Tensor  # (N, d)
     patch_size: int
     image_size: int
+    pool: str = "mean"  # how `pooled` is made of the tokens: "mean" or "concat" (pixels)
 
     @property
     def masked(self) -> bool:
@@ -114,7 +115,29 @@ def pixel_view(images: ImageSet, patch_size: int, visible: torch.Tensor | None =
     if visible is None:
         visible = torch.ones(tokens.shape[:2], dtype=torch.bool)
     tokens = tokens * visible.unsqueeze(-1)
-    return TokenView(tokens, visible, tokens.reshape(len(tokens), -1), patch_size, x.shape[-1])
+    return TokenView(
+        tokens, visible, tokens.reshape(len(tokens), -1), patch_size, x.shape[-1], "concat"
+    )
+
+
+def principal_views(fit: TokenView, held: TokenView, k: int) -> tuple[TokenView, TokenView]:
+    """Both views projected on the top-`k` principal directions of the fit view's visible
+    tokens: what dominates a representation, not all it contains (a residual stream keeps its
+    input, so every source contains nearly everything). Pooled as the source pools."""
+    x = fit.tokens[fit.visible].double()
+    mean = x.mean(dim=0)
+    basis = torch.linalg.svd(x - mean, full_matrices=False)[2][:k].T  # (D, k)
+
+    def project(view: TokenView) -> TokenView:
+        tokens = ((view.tokens.double() - mean) @ basis).float() * view.visible.unsqueeze(-1)
+        if view.pool == "concat":
+            pooled = tokens.reshape(len(tokens), -1)
+        else:
+            counts = view.visible.sum(dim=1, keepdim=True).clamp(min=1)
+            pooled = tokens.sum(dim=1) / counts
+        return TokenView(tokens, view.visible, pooled, view.patch_size, view.image_size, view.pool)
+
+    return project(fit), project(held)
 
 
 def _fit_score(xf: np.ndarray, yf: np.ndarray, xh: np.ndarray, yh: np.ndarray, kernel: bool,

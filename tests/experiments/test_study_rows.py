@@ -38,10 +38,11 @@ def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> St
             gain = 0.05 if learned else -0.02  # unlearned: below the random encoder
             m = {f"shared.{k}": v for k, v in shares.items()}
             for readout, base in (("z_g", 0.5), ("s_g", 0.9), ("e_r", e_r[cond]), ("e_c", 0.9)):
-                jitter = float(rng.normal(0, 0.002))
-                m[f"sel.full.random.{readout}"] = base - gain + jitter
-                m[f"sel.full.encoder.{readout}"] = base + jitter + float(rng.normal(0, 0.002))
-                m[f"sel.full.pixels.{readout}"] = base - 0.1
+                for pre in ("sel", "selp"):
+                    jitter = float(rng.normal(0, 0.002))
+                    m[f"{pre}.full.random.{readout}"] = base - gain + jitter
+                    m[f"{pre}.full.encoder.{readout}"] = base + jitter + float(rng.normal(0, 0.002))
+                    m[f"{pre}.full.pixels.{readout}"] = base - 0.1
             m["sel.masked.encoder.e_r"] = e_r[cond]
             m["sel.full.encoder.control"] = float(rng.normal(0, 0.003))
             m.update(linear_top1=40.0 + s, effective_rank=20.0, alignment_norm=0.3,
@@ -134,7 +135,7 @@ def test_kong_rows_gate_on_the_shared_latent_not_on_the_latent_predicted_to_go()
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.AGREES
     for m in runs.runs["region"].values():
-        m["sel.full.random.s_g"] = m["sel.full.encoder.s_g"] + 0.05
+        m["selp.full.random.s_g"] = m["selp.full.encoder.s_g"] + 0.05
     table = build_table(runs, study_specs(), list(SHARES))
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.REGIME_NOT_REACHED

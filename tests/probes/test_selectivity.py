@@ -14,6 +14,7 @@ from maelab.probes.selectivity import (
     TokenView,
     encoder_view,
     pixel_view,
+    principal_views,
     selectivity,
     visible_from_noise,
 )
@@ -123,3 +124,26 @@ def test_encoder_view_masked_tokens_match_forward_encoder(make_model, images) ->
     assert full.visible.all() and not full.masked and view.masked
     px = pixel_view(sub, PATCH, vis)
     assert (px.tokens[~vis] == 0).all() and px.tokens.shape == (5, 16, PATCH * PATCH * 3)
+
+
+def test_principal_views_keep_what_dominates_and_pool_as_the_source() -> None:
+    """A token set whose variance lies in 2 known directions: the top-2 projection keeps a
+    latent written there and drops one written in a faint direction; pixels stay concatenated."""
+    g = torch.Generator().manual_seed(0)
+    n, length, d = 200, 4, 6
+    strong = torch.randn(n, length, 2, generator=g) * 5.0
+    faint = torch.randn(n, length, 1, generator=g) * 0.01
+    tokens = torch.cat([strong, faint, torch.zeros(n, length, d - 3)], dim=-1)
+    vis = torch.ones(n, length, dtype=torch.bool)
+    view = TokenView(tokens, vis, tokens.mean(1), 4, 8)
+    pf, ph = principal_views(view, view, 2)
+    assert pf.tokens.shape == (n, length, 2) and pf.pooled.shape == (n, 2)
+    # the kept subspace is the strong one: the faint coordinate is not recoverable from it
+    coef = torch.linalg.lstsq(pf.tokens.reshape(-1, 2), faint.reshape(-1, 1)).solution
+    resid = faint.reshape(-1, 1) - pf.tokens.reshape(-1, 2) @ coef
+    assert float(resid.var() / faint.var()) > 0.95
+    target = strong.reshape(-1, 2) - strong.reshape(-1, 2).mean(dim=0)
+    coef = torch.linalg.lstsq(pf.tokens.reshape(-1, 2), target).solution
+    assert float((target - pf.tokens.reshape(-1, 2) @ coef).var(dim=0).max()) < 1e-6
+    pix = TokenView(tokens, vis, tokens.reshape(n, -1), 4, 8, "concat")
+    assert principal_views(pix, pix, 2)[0].pooled.shape == (n, length * 2)
