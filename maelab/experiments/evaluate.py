@@ -24,7 +24,7 @@ from maelab.evaluation.features import Features, encoder_features, pixel_feature
 from maelab.evaluation.knn import knn_accuracy
 from maelab.evaluation.linear_probe import LinearProbeConfig, linear_probe
 from maelab.evaluation.splits import cached_splits
-from maelab.experiments.study_readout import learning_curve, study_metrics
+from maelab.experiments.study_readout import learning_curve, principal_k, study_metrics
 from maelab.metrics import collapse_stats, normalised_alignment
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import Pool
@@ -151,8 +151,9 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
         metrics.update({f"random.{k}": v for k, v in rand.items()})
         per_epoch = max(1, len(splits.train) // cfg.train.batch_size)
         curve = learning_curve(
-            folder.root, splits, per_epoch, eval_cfg.study_images, cfg.train.seed
-        )
+            folder.root, splits, per_epoch, eval_cfg.study_images, cfg.train.seed,
+            principal_k(cfg),
+        )  # fmt: skip
     epochs = [r for r in read_metrics(folder.metrics) if r.get("kind") == "epoch"]
     if epochs:
         metrics["final_loss"] = float(epochs[-1]["loss"])

@@ -120,9 +120,15 @@ def checkpoint_step(path: Path, steps_per_epoch: int) -> int:
 
 
 def learning_curve(
-    run_dir: str | Path, splits: Splits, steps_per_epoch: int, images: int = 512, seed: int = 0
+    run_dir: str | Path,
+    splits: Splits,
+    steps_per_epoch: int,
+    images: int = 512,
+    seed: int = 0,
+    k: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The regime readouts (full view, linear) of every numbered checkpoint of a run, by step."""
+    """The readouts (full view, linear) of every numbered checkpoint of a run, by step; with `k`
+    also the regime gate's ``s_g_topk`` (s_g on the top-k principal directions)."""
     train, test = splits.train, splits.test
     if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
         return []
@@ -130,11 +136,14 @@ def learning_curve(
     curve = []
     for path in sorted(RunFolder(run_dir).checkpoints.glob("epoch_*.pt")):
         net, _ = load_pretrained(path)
-        res = selectivity(
-            encoder_view(net, fit), fit, encoder_view(net, held), held, seed=seed,
-            readouts=CURVE_READOUTS,
-        )  # fmt: skip
+        vf, vh = encoder_view(net, fit), encoder_view(net, held)
+        res = selectivity(vf, fit, vh, held, seed=seed, readouts=CURVE_READOUTS)
         row: dict[str, Any] = {"step": checkpoint_step(path, steps_per_epoch)}
-        row.update({k: res.linear[k] for k in CURVE_READOUTS if not math.isnan(res.linear[k])})
+        row.update({r: res.linear[r] for r in CURVE_READOUTS if not math.isnan(res.linear[r])})
+        if k is not None:
+            pf, ph = principal_views(vf, vh, k)
+            row["s_g_topk"] = selectivity(pf, fit, ph, held, seed=seed, readouts=("s_g",)).linear[
+                "s_g"
+            ]
         curve.append(row)
     return curve

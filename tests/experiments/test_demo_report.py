@@ -66,7 +66,7 @@ def test_demo_report_shows_the_study(demo_dir):
         assert f'<section id="{sid}">' in page, sid
     assert "Instrument checks" in page and "CI of encoder - random" in page
     assert "derived prediction" in page and "Not decided" in page
-    assert "learning curve: R^2(z_g)" in page
+    assert "learning curve: R^2(s_g) (linear, top-k" in page and "learning curve: R^2(z_g)" in page
 
 
 @pytest.mark.slow

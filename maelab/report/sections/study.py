@@ -17,6 +17,11 @@ from maelab.report.page import Section, esc, img, table
 from maelab.run_folder import STUDY_FILE, read_json
 
 STUDY_ID = "study"
+CURVES = (  # (curve key, label, view): the regime gate's readout first
+    ("s_g_topk", "R^2(s_g)", "top-k principal directions"),
+    ("z_g", "R^2(z_g)", "full view"),
+    ("e_r", "R^2(e_r)", "full view"),
+)
 
 
 def _num(x: float, digits: int = 3) -> str:
@@ -117,7 +122,7 @@ def study_section(ctx: ReportContext) -> Section | None:
         rows = [[esc(u["paper"]), esc(u["claim"]), esc(u["reason"])] for u in undecided]
         s.body.append(table(["paper", "claim", "why"], rows, "verdicts"))
     stored = extra.get("curves", {})
-    for readout, label in (("z_g", "R^2(z_g)"), ("s_g", "R^2(s_g)"), ("e_r", "R^2(e_r)")):
+    for readout, label, view in CURVES:
         lines = _curves(stored, readout)
         if lines:
             png = figures.curves_figure(
@@ -125,8 +130,7 @@ def study_section(ctx: ReportContext) -> Section | None:
             )
             s.body.append(
                 img(
-                    png,
-                    f"learning curve: {label} (linear, full view) per checkpoint, mean over seeds",
+                    png, f"learning curve: {label} (linear, {view}) per checkpoint, mean over seeds"
                 )
             )
     return s
