@@ -29,6 +29,7 @@ from maelab.metrics import collapse_stats, normalised_alignment
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import Pool
 from maelab.probes.identifiability import identifiability, pixel_identifiability
+from maelab.probes.inputs import take
 from maelab.run_folder import RunFolder, write_json_atomic
 
 
@@ -91,7 +92,11 @@ def evaluate_model(
     """Every standard number of one encoder (flat dict of floats) and its covariance spectrum."""
     model.eval()
     pool = eval_cfg.pool
-    train = encoder_features(model, splits.train, pool=pool)
+    train_split = splits.train
+    if eval_cfg.max_train is not None and isinstance(train_split, ImageSet):
+        # only the first max_train are probed (`_cap`): encoding the rest would be thrown away
+        train_split = take(train_split, eval_cfg.max_train)
+    train = encoder_features(model, train_split, pool=pool)
     test = encoder_features(model, splits.test, pool=pool)
     metrics = probe_metrics(train, test, splits.train.num_classes, eval_cfg)
     full, v1, v2 = encoder_views(
