@@ -23,6 +23,7 @@ from maelab import verdicts as vd
 from maelab.config import Strict, build_config, load_config
 from maelab.errors import ConfigError
 from maelab.experiments.plan import SweepPlan, get_dotted, load_sweep
+from maelab.experiments.study_readout import latent_dimension
 from maelab.experiments.study_rows import (
     NOT_IN_DEMO,
     StudyRuns,
@@ -210,11 +211,12 @@ def decide_study(plan: SweepPlan, settings: DemoSettings) -> StudyTable:
     table = build_table(runs, study_specs(ratios), list(conditions))
     table.undecided.extend(NOT_IN_DEMO)
     table.curves = curves(plan, conditions)
+    base = build_config(plan.base)
     record = vd.Verdicts(
         commit=vd.git_commit(Path(__file__).resolve().parent),
         config_hash=vd.config_hash(
             {
-                "base": build_config(plan.base).model_dump(mode="json"),
+                "base": base.model_dump(mode="json"),
                 "sweep": plan.settings.model_dump(mode="json"),
             }
         ),
@@ -230,6 +232,12 @@ def decide_study(plan: SweepPlan, settings: DemoSettings) -> StudyTable:
             "derived": table.derived,
             "undecided": [vars(u) for u in table.undecided],
             "curves": table.curves,
+            "references": {  # beside the effective-rank curve
+                "pixels_effective_rank": runs.pixels.get("effective_rank"),
+                "latent_dimension": latent_dimension(base)
+                if base.data.name == "synthetic"
+                else None,
+            },
         },
     )
     return table

@@ -22,10 +22,11 @@ import torch
 from maelab.config import Config, MaskConfig
 from maelab.data.base import ImageSet, Splits
 from maelab.data.shared_latents import shared_latents
-from maelab.data.synthetic import latent_dims, synthetic_layout
+from maelab.data.synthetic import grid_sizes, latent_dims, synthetic_layout
 from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.checkpoints import load_pretrained
 from maelab.masking import MaskGeometry, mask_from_noise, mask_noise_for
+from maelab.metrics import effective_rank
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.inputs import take
 from maelab.probes.selectivity import (
@@ -127,8 +128,9 @@ def learning_curve(
     seed: int = 0,
     k: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The readouts (full view, linear) of every numbered checkpoint of a run, by step; with `k`
-    also the regime gate's ``s_g_topk`` (s_g on the top-k principal directions)."""
+    """The readouts (full view, linear) and the effective rank of the pooled held-out features
+    of every numbered checkpoint of a run, by step; with `k` also the regime gate's
+    ``s_g_topk`` (s_g on the top-k principal directions)."""
     train, test = splits.train, splits.test
     if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
         return []
@@ -140,6 +142,7 @@ def learning_curve(
         res = selectivity(vf, fit, vh, held, seed=seed, readouts=CURVE_READOUTS)
         row: dict[str, Any] = {"step": checkpoint_step(path, steps_per_epoch)}
         row.update({r: res.linear[r] for r in CURVE_READOUTS if not math.isnan(res.linear[r])})
+        row["effective_rank"] = effective_rank(vh.pooled)  # Zhang et al.: collapse over training
         if k is not None:
             pf, ph = principal_views(vf, vh, k)
             row["s_g_topk"] = selectivity(pf, fit, ph, held, seed=seed, readouts=("s_g",)).linear[
@@ -147,3 +150,11 @@ def learning_curve(
             ]
         curve.append(row)
     return curve
+
+
+def latent_dimension(cfg: Config) -> int:
+    """Independent latent coordinates of one image of the synthetic world: z_g, every region's
+    e_r and every cell's e_c (the control latent does not enter the image)."""
+    sc = cfg.data.synthetic
+    cells, regions = grid_sizes(sc)
+    return sc.global_dim + regions**2 * sc.region_noise_dim + cells**2 * sc.cell_noise_dim

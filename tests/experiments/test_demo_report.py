@@ -67,6 +67,7 @@ def test_demo_report_shows_the_study(demo_dir):
     assert "Instrument checks" in page and "CI of encoder - random" in page
     assert "derived prediction" in page and "Not decided" in page
     assert "learning curve: R^2(s_g) (linear, top-k" in page and "learning curve: R^2(z_g)" in page
+    assert "learning curve: effective rank (pooled features)" in page and "latent dimension" in page
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ CURVES = (  # (curve key, label, view): the regime gate's readout first
     ("s_g_topk", "R^2(s_g)", "top-k principal directions"),
     ("z_g", "R^2(z_g)", "full view"),
     ("e_r", "R^2(e_r)", "full view"),
+    ("effective_rank", "effective rank", "pooled features"),
 )
 
 
@@ -128,9 +129,18 @@ def study_section(ctx: ReportContext) -> Section | None:
             png = figures.curves_figure(
                 lines, ctx.fig_dir / f"study_curve_{readout}.png", ylabel=f"{label}, held out"
             )
-            s.body.append(
-                img(
-                    png, f"learning curve: {label} (linear, {view}) per checkpoint, mean over seeds"
+            caption = f"learning curve: {label} ({view}) per checkpoint, mean over seeds"
+            if readout == "effective_rank":
+                ref = extra.get("references", {})
+                caption += (
+                    f"; raw pixels {_ref(ref.get('pixels_effective_rank'))}, the world's latent "
+                    f"dimension {_ref(ref.get('latent_dimension'))}"
                 )
-            )
+            else:
+                caption = caption.replace(f"({view})", f"(linear, {view})")
+            s.body.append(img(png, caption))
     return s
+
+
+def _ref(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{float(x):.1f}"
