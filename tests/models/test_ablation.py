@@ -17,6 +17,7 @@ from maelab.models.ablation import (
     attention_weights,
     block_halves,
 )
+from maelab.models.interop import to_timm_vit
 from maelab.models.pos_embed import sincos_2d
 
 TINY = dict(
@@ -150,3 +151,9 @@ def test_options_survive_a_checkpoint_round_trip(tmp_path) -> None:
     # the learnable table moved away from its random start
     start = MaskedAutoencoder(model.arch, init_seed=cfg.train.seed)
     assert not torch.equal(start.pos_embed, model.pos_embed)
+
+
+def test_ablated_encoders_do_not_leave_maelab() -> None:
+    with pytest.raises(ValueError, match="no_scale"):
+        to_timm_vit(MaskedAutoencoder(**TINY, ablation="no_scale", init_seed=0))
+    assert to_timm_vit(MaskedAutoencoder(**TINY, init_seed=0)) is not None
