@@ -174,7 +174,8 @@ def q3_experiment(
     minus the same in ``control`` (same images, same perturbations). Against a control trained
     without a component (``control_name`` e.g. "no_skip") the prediction is "decrease" (the
     full model's blocks stay nearer a gain of 1); against the untrained model, "none" (training
-    keeps the blocks as near 1 as the architecture starts them)."""
+    keeps the blocks as near 1 as the architecture starts them). Needs the encoder only: no
+    decoder, no latents; ``control`` must take the same images (same grid and channels)."""
     subset = take(images, max_images)
     gains = encoder_gains(model, subset, rel_eps, seed)  # (N, depth)
     base = encoder_gains(control, subset, rel_eps, seed)
