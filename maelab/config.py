@@ -84,6 +84,10 @@ class ModelConfig(Strict):
     mlp_ratio: PosFloat | None = None
     norm_pix_loss: bool = True
     learnable_pos_embed: bool = False
+    # the positional tables' start: the fixed 2-D sin-cos table, or trunc-normal(std 0.02)
+    pos_embed_init: Literal["sincos", "random"] = "sincos"
+    # Cao Q3: encoder blocks without skip connections / the 1/sqrt(d) scale / softmax rows
+    ablation: Literal["none", "no_skip", "no_scale", "no_softmax"] = "none"
     # weights to start pretraining from: an official MAE .pth or a maelab checkpoint (no optimizer)
     init: str | None = None
 

@@ -192,6 +192,7 @@ def to_timm_vit(
     """
     from timm.models.vision_transformer import VisionTransformer
 
+    _require_plain_blocks(model, "timm's VisionTransformer")
     a = model.arch
     kwargs.setdefault("fc_norm", False)
     vit = VisionTransformer(
@@ -349,6 +350,7 @@ def to_hf_vitmae(model: MaskedAutoencoder, mask_ratio: float = 0.75) -> ViTMAEFo
     from a config starts with all-zero, frozen position embeddings and a zero mask token. HF fixes
     the mask ratio in the config, so it is an argument here.
     """
+    _require_plain_blocks(model, "ViTMAEForPreTraining")
     transformers = _import_transformers()
     hf = transformers.ViTMAEForPreTraining(hf_vitmae_config(model, mask_ratio))
     legacy = any(".encoder.layer." in k for k in hf.state_dict())
@@ -365,3 +367,13 @@ def _import_transformers() -> Any:
             "pip install 'maelab[test]' (or pip install transformers)"
         ) from e
     return transformers
+
+
+def _require_plain_blocks(model: MaskedAutoencoder, target: str) -> None:
+    """Refuse an encoder with ablated blocks: the other library would run plain blocks on the
+    same weights, a different function under the same names."""
+    if model.arch.ablation != "none":
+        raise ValueError(
+            f"{target} has no '{model.arch.ablation}' blocks; a model trained with "
+            f"model.ablation={model.arch.ablation} runs only in maelab"
+        )

@@ -17,7 +17,8 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from maelab.masking import mask_from_noise
-from maelab.models.pos_embed import sincos_2d
+from maelab.models.ablation import check_ablation, make_block
+from maelab.models.pos_embed import POS_EMBED_INITS, sincos_2d
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class MAEArch:
     mlp_ratio: float = 4.0
     norm_pix_loss: bool = True
     learnable_pos_embed: bool = False
+    pos_embed_init: str = "sincos"  # "sincos" | "random" (trunc-normal, std 0.02)
+    ablation: str = "none"  # encoder blocks: "none" | "no_skip" | "no_scale" | "no_softmax"
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the fix."""
@@ -56,6 +59,12 @@ class MAEArch:
             raise ValueError(f"in_chans={self.in_chans}: maelab supports 1 or 3 channels")
         if self.depth < 1 or self.decoder_depth < 0:
             raise ValueError("depth must be >= 1 and decoder_depth >= 0")
+        if self.pos_embed_init not in POS_EMBED_INITS:
+            raise ValueError(
+                f"pos_embed_init={self.pos_embed_init!r}: expected one of "
+                f"{', '.join(POS_EMBED_INITS)}"
+            )
+        check_ablation(self.ablation)
 
     @property
     def grid_size(self) -> int:
@@ -101,7 +110,7 @@ class MaskedAutoencoder(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, n + 1, d), requires_grad=pos_grad)
         self.blocks = nn.ModuleList(
-            Block(d, arch.num_heads, arch.mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
+            make_block(d, arch.num_heads, arch.mlp_ratio, norm_layer, arch.ablation)
             for _ in range(arch.depth)
         )
         self.norm = norm_layer(d)
@@ -124,6 +133,8 @@ class MaskedAutoencoder(nn.Module):
         Without a seed the draws come from the global RNG in the official order (the patch
         projection's bias keeps the Conv2d default drawn at construction); with a seed, from the
         encoder's and the decoder's own generators (the bias from the same Conv2d distribution).
+        `pos_embed_init="random"` draws both tables (trunc-normal, std 0.02) after every other
+        weight of their part, so all other weights equal those of the sin-cos model.
         """
         g = self.arch.grid_size
         self.pos_embed.data.copy_(sincos_2d(self.pos_embed.shape[-1], g, cls_token=True)[None])
@@ -138,6 +149,10 @@ class MaskedAutoencoder(nn.Module):
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
         self.apply(self._init_module)
+        if self.arch.pos_embed_init == "random":
+            with torch.no_grad():
+                for table in (self.pos_embed, self.decoder_pos_embed):
+                    nn.init.trunc_normal_(table, std=0.02)
 
     @staticmethod
     def _init_module(m: nn.Module) -> None:
@@ -164,6 +179,9 @@ class MaskedAutoencoder(nn.Module):
         _draw(self.mask_token, lambda t: nn.init.normal_(t, std=0.02, generator=dec))
         decoder = (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred)
         _init_layers(decoder, dec)
+        if self.arch.pos_embed_init == "random":
+            for table, gen in ((self.pos_embed, enc), (self.decoder_pos_embed, dec)):
+                _draw(table, lambda t, gen=gen: nn.init.trunc_normal_(t, std=0.02, generator=gen))
 
     # ---------------------------------------------------------------- patches
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:

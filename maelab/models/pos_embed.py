@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+# how a model's positional tables start: the sin-cos table, or trunc-normal(0.02) as in ViT
+POS_EMBED_INITS: tuple[str, ...] = ("sincos", "random")
+
 
 def sincos_1d(embed_dim: int, pos: torch.Tensor) -> torch.Tensor:
     """(M,) positions -> (M, embed_dim): [sin(pos * w), cos(pos * w)], w = 1 / 10000^(2i/D)."""

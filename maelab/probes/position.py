@@ -3,6 +3,12 @@
 Two measurements: (1) cosine similarity of the positional embeddings of two patches against
 their grid distance (coordinates: similarity falls with distance); (2) per layer, how well a
 ridge regression reads a token's (row, col) from the token itself, on held-out images.
+
+The Q1 experiment (`q1_experiment`) asks whether the table training made is a coordinate
+system: per position, the rank correlation of its embedding's similarity to the others with
+their grid distance, against the same table with its rows assigned to shuffled positions; and,
+beside it, (row, col) read from the tokens at positions the ridge never saw, against the
+untrained model.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ from maelab.probes.inputs import (
     normalised,
     take,
 )
+from maelab.probes.questions import QuestionResult
 from maelab.probes.ridge import r2, ridge_loo
+
+# Margin of the Q1 row, in units of the per-position Spearman rho (docs/theory.md, Cao Q1):
+# random tables give per-position rho with sd ~ 1/sqrt(L - 2) (0.13 at 64 positions), so a
+# mean below 0.1 is within one such sd of no structure at all.
+Q1_MARGIN = 0.1
+Q1_CLAIM = "positional embeddings act as coordinates (similarity falls with grid distance)"
 
 
 @dataclass
@@ -104,4 +117,102 @@ def position_probe(
         coordinate_r2=scores,
         learnable_pos_embed=model.arch.learnable_pos_embed,
         num_images=len(subset),
+    )
+
+
+# ---------------------------------------------------------------- Q1 as an experiment
+def position_locality(pos: torch.Tensor, grid: int) -> np.ndarray:
+    """Per position i (L,): minus the Spearman rho, over j != i, of the cosine similarity of
+    embeddings i and j against the grid distance of positions i and j. > 0 when nearer
+    positions have more similar embeddings; ~0 for a table without spatial structure."""
+    if pos.shape[0] != grid * grid:
+        raise ValueError(f"{pos.shape[0]} embeddings do not fill a {grid}x{grid} grid")
+    pn = F.normalize(pos.detach().double().cpu(), dim=-1)
+    # rounded: float noise must not order similarities that a table makes exactly equal
+    sim, dist = np.round((pn @ pn.T).numpy(), 10), grid_distances(grid).numpy()
+    others = ~np.eye(grid * grid, dtype=bool)
+    return np.array(
+        [-spearmanr(dist[i, others[i]], sim[i, others[i]]).statistic for i in range(len(sim))]
+    )
+
+
+def heldout_position_r2(
+    tokens: torch.Tensor, grid: int, folds: int = 4, seed: int = 0
+) -> np.ndarray:
+    """Per image (N,): R^2 of (row, col) predicted for each position by a ridge fitted on the
+    other folds' positions (all images), never on that position. ``tokens`` (N, L, D).
+
+    64 positions in 128 dimensions are memorised by any in-sample ridge; a position the ridge
+    never saw is read only when the tokens hold coordinates that extend across the grid.
+    """
+    n, num_patches, d = tokens.shape
+    if num_patches != grid * grid:
+        raise ValueError(f"{num_patches} tokens do not fill a {grid}x{grid} grid")
+    xy = grid_coords(grid).numpy()  # (L, 2)
+    x = tokens.detach().double().cpu().numpy()
+    fold = np.random.default_rng(seed).permutation(num_patches) % folds  # (L,)
+    pred = np.zeros((n, num_patches, 2))
+    for f in range(folds):
+        fit, held = fold != f, fold == f
+        xf = x[:, fit].reshape(-1, d)
+        mean, std = xf.mean(axis=0), xf.std(axis=0)
+        std[std == 0] = 1.0
+        model = ridge_loo((xf - mean) / std, np.tile(xy[fit], (n, 1)))
+        pred[:, held] = model.predict((x[:, held].reshape(-1, d) - mean) / std).reshape(n, -1, 2)
+    resid = ((pred - xy) ** 2).sum(axis=(1, 2))
+    return 1.0 - resid / ((xy - xy.mean(axis=0)) ** 2).sum()
+
+
+def q1_experiment(
+    model: MaskedAutoencoder,
+    images: ImageSet,
+    untrained: MaskedAutoencoder | None = None,
+    max_images: int | None = 256,
+    seed: int = 0,
+) -> QuestionResult:
+    """q1_experiment(model, images, untrained=None, max_images=256, seed=0) -> QuestionResult
+
+    Per position, `position_locality` of the encoder's table minus that of the same table with
+    its rows on shuffled positions (paired over positions, predicted: an increase). A sin-cos
+    start makes it an instrument row. ``details``: the held-out-position coordinate R^2 of the
+    tokens (embedding, last block) of ``model`` and, when given, of ``untrained`` (e.g. the
+    run's own start, ``MaskedAutoencoder(model.arch, init_seed=cfg.train.seed)``). Needs the
+    encoder only: no decoder, no latents."""
+    grid = model.arch.grid_size
+    table = model.pos_embed[0, 1:].detach().cpu()  # (L, D), the cls entry left out
+    perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(seed))
+    treated = position_locality(table, grid)
+    shuffled = position_locality(table[perm], grid)
+    details = {"learnable": float(model.arch.learnable_pos_embed)}
+    subset = take(images, max_images)
+    for name, m in (("model", model), ("untrained", untrained)):
+        if m is None:
+            continue
+        with eval_mode(m):
+            states = encoder_states(m, normalised(subset, model_device(m)))
+        details[f"heldout_r2_embed_{name}"] = float(
+            heldout_position_r2(states[0][:, 1:].float(), grid, seed=seed).mean()
+        )
+        details[f"heldout_r2_last_{name}"] = float(
+            heldout_position_r2(states[-1][:, 1:].float(), grid, seed=seed).mean()
+        )
+    if untrained is not None:
+        start = untrained.pos_embed[0, 1:].detach().cpu()
+        details["locality_untrained"] = float(position_locality(start, grid).mean())
+    init = model.arch.pos_embed_init
+    return QuestionResult(
+        question="Q1",
+        claim=Q1_CLAIM,
+        manipulation=f"{'learnable' if model.arch.learnable_pos_embed else 'fixed'} "
+        f"{init}-init table as trained",
+        control="the same table, rows assigned to shuffled positions",
+        treated=float(treated.mean()),
+        control_value=float(shuffled.mean()),
+        paired=[float(v) for v in treated - shuffled],
+        predicted="increase",
+        margin=Q1_MARGIN,
+        unit="position",
+        # a sin-cos start is a coordinate table by construction: the row checks the instrument
+        kind="instrument" if init == "sincos" else "prediction",
+        details=details,
     )
