@@ -279,7 +279,9 @@ def q2_experiment(
     )
 
 
-def _in_target_space(model: MaskedAutoencoder, guess: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _in_target_space(
+    model: MaskedAutoencoder, guess: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
     """A pixel-space prediction in the model's target space: with norm_pix, normalised by the true
     patch's own mean and variance (as the target is), so both errors are in one unit."""
     if not model.norm_pix_loss:
