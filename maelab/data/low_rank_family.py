@@ -62,7 +62,7 @@ def loadings(cfg: LowRankConfig, num_patches: int) -> torch.Tensor:
 
 
 def unpatchify(patches: torch.Tensor, patch_size: int, channels: int) -> torch.Tensor:
-    """(N, L, p*p*C) -> (N, C, H, W), the inverse of maelab's raster / (row, col, channel) layout."""
+    """(N, L, p*p*C) -> (N, C, H, W): undoes maelab's patchify (raster, row-col-channel)."""
     n, num_patches, _ = patches.shape
     g = int(round(num_patches**0.5))
     p = patch_size

@@ -246,8 +246,8 @@ def q5_experiment(
         "nearest visible patches no more than the information in them warrants",
         manipulation=f"knock out the {k} nearest instead of the {k} farthest visible patches "
         f"(of {keep}) of a removed patch: the model's error increase (near advantage)",
-        control="the same knock-outs for a ridge reference fitted on held-out images from the "
-        "same visible patches",
+        control="the same knock-outs for a ridge reference on the same visible patches, fitted "
+        "on other images (fit_images)",
         treated=float(adv_model.mean()),
         control_value=float(adv_ref.mean()),
         paired=(adv_model - adv_ref).tolist(),

@@ -268,7 +268,7 @@ def q2_experiment(
         "patches)",
         manipulation="masked-patch reconstruction by the trained MAE",
         control="the data-only optimum: conditional mean of the removed patches given the "
-        "visible ones, from the patch covariance of held-out images",
+        "visible ones, from the patch covariance of other images (fit_images)",
         treated=float(model_err.mean()),
         control_value=float(ref_err.mean()),
         paired=(model_err - ref_err).tolist(),
