@@ -97,5 +97,7 @@ def test_q5_experiment_returns_the_paired_row(make_model: Callable[..., MaskedAu
     assert len(res.paired) == 48  # the second half of 160 images, capped at 48
     assert np.mean(res.paired) == pytest.approx(res.treated - res.control_value)
     assert res.details["num_configs"] == 4
-    with pytest.raises(ValueError, match="keeps"):
-        q5_experiment(make_model(), images, base_ratio=0.95)
+    # the base mask keeps 4 + 4 of 16 patches, each knock-out variant the training ratio's 4
+    assert res.details["visible"] == 8 and res.details["num_knocked"] == 4
+    with pytest.raises(ValueError, match="no room"):
+        q5_experiment(make_model(), images, mask_ratio=0.0)
