@@ -53,6 +53,16 @@ class SyntheticConfig(Strict):
     tied: bool = False  # v2: every region / cell shares one mixing map and one decoder
 
 
+class LowRankConfig(Strict):
+    """The low-rank image family (see maelab.data.low_rank_family)."""
+
+    rank: PosInt = 4  # rank k of each image's centred patch matrix
+    patch_size: PosInt = 4  # px side of the patches the rank refers to
+    channels: PosInt = 3
+    contrast: PosFloat = 40.0  # pixel std in grey levels (0..255) around mid-grey
+    family_seed: Seed = 0  # fixes the shared loadings A; samples use DataConfig.seed
+
+
 class DataConfig(Strict):
     name: str = "synthetic"
     root: str = "~/.cache/maelab/data"
@@ -68,6 +78,7 @@ class DataConfig(Strict):
     in_memory: bool | None = None  # folder: None holds images of <= 64 px in memory, streams larger
     on_bad_image: Literal["skip", "error"] = "skip"
     synthetic: SyntheticConfig = SyntheticConfig()
+    lowrank: LowRankConfig = LowRankConfig()
 
 
 class ModelConfig(Strict):

@@ -1,9 +1,16 @@
-"""Datasets: the embedded synthetic default, digits, torchvision sets and ImageFolder trees."""
+"""Datasets: the embedded synthetic default, digits, the low-rank family, torchvision sets and
+ImageFolder trees."""
 
 from __future__ import annotations
 
 from maelab.config import DataConfig
-from maelab.data import digits, folder, synthetic, torchvision_sets  # noqa: F401  (registration)
+from maelab.data import (  # noqa: F401  (registration)
+    digits,
+    folder,
+    low_rank_family,
+    synthetic,
+    torchvision_sets,
+)
 from maelab.data.base import DATASETS, DatasetEntry, ImageSet, Splits, StreamingSet
 from maelab.errors import ConfigError
 

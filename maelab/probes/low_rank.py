@@ -4,6 +4,13 @@ Each image is read as its patch matrix (L patches x p*p*C values); its singular 
 low-rank the image is at patch size p. Per image we summarise the decay by the effective rank
 ``exp(H(s / sum s))`` (Roy & Vetterli) and by the share of energy ``sum s^2`` in the top
 singular values, and correlate low-rankness with the model's masked-patch reconstruction error.
+
+The experiment (`q2_experiment`) uses the low-rank family (maelab.data.low_rank_family): patch
+matrices ``M = A B`` with shared loadings A (L x k) and per-image patterns B (k x D). Its
+data-only reference is the best linear predictor of the removed patches from the visible ones
+that shares one patch-to-patch covariance over all D values of a patch (`patch_covariance`,
+`conditional_patches`): for this family, the conditional mean. Its error has a knee at
+k = v, the number of visible patches (`knee_error`).
 """
 
 from __future__ import annotations
@@ -16,10 +23,26 @@ from scipy.stats import spearmanr
 
 from maelab.config import MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.masking import MaskGeometry, mask_noise_for, num_keep
 from maelab.models.mae import MaskedAutoencoder, patchify
 from maelab.probes.activations import patch_errors
-from maelab.probes.inputs import eval_mode, model_device, normalised, take, unit_interval
+from maelab.probes.inputs import (
+    eval_mode,
+    holdout_split,
+    model_device,
+    normalised,
+    take,
+    unit_interval,
+)
+from maelab.probes.questions import QuestionResult
+
+# Q2's margin (docs/theory.md): the MAE's masked error may differ from the data-only optimum by
+# less than 0.1 of the removed patches' variance; the formula's steps on a doubling grid of k
+# (0 -> 0.5 -> 0.75 past the knee) are 5x and more larger.
+Q2_MARGIN = 0.1
+# An error below this share of the variance counts as "before the knee" (`measured_knee`):
+# midway between the formula's 0 at k = v and its 0.5 at k = 2v.
+KNEE_THRESHOLD = 0.25
 
 
 @dataclass
@@ -142,3 +165,127 @@ def low_rank_probe(
         mask_ratio=mask_ratio,
         num_images=len(subset),
     )
+
+
+# ---------------------------------------------------------------- Q2 as an experiment
+def knee_error(rank: int, visible: int) -> float:
+    """The formula: expected unexplained share of a removed patch's variance in the rank-k family
+    with ``visible`` patches, ``max(0, 1 - v / k)`` (the knee sits at k = v)."""
+    if rank < 1 or visible < 0:
+        raise ValueError(f"rank={rank} must be >= 1 and visible={visible} >= 0")
+    return max(0.0, 1.0 - visible / rank)
+
+
+def measured_knee(errors: dict[int, float], threshold: float = KNEE_THRESHOLD) -> int | None:
+    """The largest rank k such that every rank <= k has an error below ``threshold`` (None when
+    the smallest rank is already above it): the knee of an error-against-rank curve."""
+    knee = None
+    for k in sorted(errors):
+        if not errors[k] < threshold:
+            break
+        knee = k
+    return knee
+
+
+def patch_covariance(patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position mean (L, D) and the patch-to-patch covariance (L, L) pooled over images and
+    the D values of a patch, from patches (N, L, D); float64."""
+    x = patches.double()
+    mean = x.mean(dim=0)  # (L, D)
+    xc = x - mean
+    cov = torch.einsum("nld,nmd->lm", xc, xc) / (x.shape[0] * x.shape[2])
+    return mean, cov
+
+
+def conditional_patches(
+    patches: torch.Tensor,
+    visible: torch.Tensor,
+    mean: torch.Tensor,
+    cov: torch.Tensor,
+    jitter: float = 1e-6,
+) -> torch.Tensor:
+    """Every patch predicted from the visible ones (N, L, D): ``mean_i + cov_iV cov_VV^-1
+    (x_V - mean_V)``; ``visible`` (N, K) holds each image's visible patch indices. A jitter of
+    ``jitter`` times the mean variance keeps cov_VV invertible when k < v."""
+    x = patches.double() - mean  # (N, L, D)
+    ridge = jitter * float(torch.diagonal(cov).mean()) * torch.eye(visible.shape[1], dtype=x.dtype)
+    c_vv = cov[visible[:, :, None], visible[:, None, :]] + ridge  # (N, K, K)
+    c_lv = cov[:, visible].permute(1, 0, 2)  # (N, L, K)
+    x_v = torch.gather(x, 1, visible[:, :, None].expand(-1, -1, x.shape[2]))  # (N, K, D)
+    return mean + c_lv @ torch.linalg.solve(c_vv, x_v)
+
+
+def q2_experiment(
+    model: MaskedAutoencoder,
+    images: ImageSet,
+    rank: int | None = None,
+    fit_images: ImageSet | None = None,
+    mask_ratio: float = 0.75,
+    max_images: int | None = 256,
+    num_masks: int = 4,
+    seed: int = 0,
+) -> QuestionResult:
+    """q2_experiment(model, images, rank=None, fit_images=None, mask_ratio=0.75, max_images=256,
+    num_masks=4, seed=0) -> QuestionResult: the MAE's masked-patch error against the data-only
+    optimum (needs the decoder; `rank` = data.lowrank.rank adds the formula's value)."""
+    if fit_images is None:
+        fit_images, images = holdout_split(images)
+    subset = take(images, max_images)
+    device = model_device(model)
+    p = model.patch_size
+    mean, cov = patch_covariance(patchify(normalised(fit_images), p))
+    imgs = normalised(subset, device)
+    x = patchify(imgs, p).double().cpu()  # (N, L, D) as the model sees them
+    n, num_patches, _ = x.shape
+    keep = num_keep(num_patches, mask_ratio)
+    if not 1 <= keep < num_patches:
+        raise ValueError(f"mask_ratio={mask_ratio} keeps {keep} of {num_patches} patches")
+    geom = MaskGeometry(model.arch.grid_size, p)
+    g = torch.Generator().manual_seed(seed)
+    model_err = torch.zeros(n, dtype=torch.float64)
+    ref_err = torch.zeros(n, dtype=torch.float64)
+    with eval_mode(model):
+        target = model.target(imgs).double().cpu()  # (N, L, D) the model's regression target
+        # unexplained share: errors over the removed patches' variance across images
+        scale = float(target.var(dim=0).mean())
+        for _ in range(num_masks):
+            noise = mask_noise_for(MaskConfig(ratio=mask_ratio), n, geom, g)
+            err, mask = patch_errors(model, imgs, mask_ratio, noise.to(device))
+            removed = mask.double().cpu()  # (N, L) 1 = removed
+            visible = noise.argsort(dim=1)[:, :keep]  # the official rule: smallest noise kept
+            guess = _in_target_space(model, conditional_patches(x, visible, mean, cov), x)
+            ref = (guess - target).pow(2).mean(dim=-1)  # (N, L)
+            model_err += (err.double().cpu() * removed).sum(1) / removed.sum(1) / scale
+            ref_err += (ref * removed).sum(1) / removed.sum(1) / scale
+    model_err, ref_err = model_err / num_masks, ref_err / num_masks
+    details = {"visible": float(keep), "num_patches": float(num_patches), "mask_ratio": mask_ratio}
+    details["target_variance"] = scale
+    if rank is not None:
+        details.update(rank=float(rank), formula_error=knee_error(rank, keep), knee=float(keep))
+    return QuestionResult(
+        question="Q2",
+        claim="the MAE's masked-patch error follows the low-rank optimum (knee at k = visible "
+        "patches)",
+        manipulation="masked-patch reconstruction by the trained MAE",
+        control="the data-only optimum: conditional mean of the removed patches given the "
+        "visible ones, from the patch covariance of other images (fit_images)",
+        treated=float(model_err.mean()),
+        control_value=float(ref_err.mean()),
+        paired=(model_err - ref_err).tolist(),
+        predicted="none",
+        margin=Q2_MARGIN,
+        unit="image",
+        details=details,
+    )
+
+
+def _in_target_space(
+    model: MaskedAutoencoder, guess: torch.Tensor, x: torch.Tensor
+) -> torch.Tensor:
+    """A pixel-space prediction in the model's target space: with norm_pix, normalised by the true
+    patch's own mean and variance (as the target is), so both errors are in one unit."""
+    if not model.norm_pix_loss:
+        return guess
+    mean = x.mean(dim=-1, keepdim=True)
+    var = x.var(dim=-1, keepdim=True)
+    return (guess - mean) / (var + 1.0e-6) ** 0.5
