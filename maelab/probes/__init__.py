@@ -185,7 +185,6 @@ register_probe(
 )
 
 
-
 @dataclass(frozen=True)
 class Question:
     """One of Cao's questions as an experiment: ``run(model, images, **options)`` returns a

@@ -206,7 +206,11 @@ def probe_checkpoint(
             assert fn is not None  # plan() skipped the unregistered ones
             result = run_question(fn, target, max_images)
             run.questions[name] = result
-            record = {"question": name, "checkpoint": str(Path(ckpt)), "result": to_jsonable(result)}
+            record = {
+                "question": name,
+                "checkpoint": str(Path(ckpt)),
+                "result": to_jsonable(result),
+            }
             write_json_atomic(question_file(out_dir, name), {**record, "seconds": time.time() - t0})
             continue
         opts = dict(DEFAULT_OPTIONS.get(name, {}))

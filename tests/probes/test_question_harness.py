@@ -112,7 +112,9 @@ def test_official_encoder_only_on_grey_digits(tmp_path, fakes):
         assert f"{name}: skipped, needs the decoder" in skipped
     assert "identifiability: skipped, needs ground-truth latents" in skipped
     assert set(run.records) == {"position", "stability"} and set(run.questions) == {"Q1"}
-    assert [v.claim for v in vd.read_verdicts(run.verdicts).verdicts] == ["Q1: a fake effect of one"]
+    assert [v.claim for v in vd.read_verdicts(run.verdicts).verdicts] == [
+        "Q1: a fake effect of one"
+    ]
 
 
 def test_official_weights_need_named_images(tmp_path, capsys):
