@@ -14,7 +14,9 @@ def test_bootstrap_matches_scipy_percentile_interval():
     ref = sps.bootstrap((d,), np.mean, method="percentile", n_resamples=20_000,
                         random_state=1).confidence_interval  # fmt: skip
     assert eff.mean == pytest.approx(d.mean())
-    assert eff.lo == pytest.approx(ref.low, abs=0.02) and eff.hi == pytest.approx(ref.high, abs=0.02)
+    assert eff.lo == pytest.approx(ref.low, abs=0.02) and eff.hi == pytest.approx(
+        ref.high, abs=0.02
+    )
     # the bootstrap of a mean is close to the normal interval at this size
     half = 1.96 * d.std(ddof=1) / np.sqrt(d.size)
     assert eff.half_width == pytest.approx(half, rel=0.1)
