@@ -59,7 +59,13 @@ Use the registry to run any probe by name::
     result = run_theory_probe("stability", model, splits.test, figure_path="figures/q3.png")
 
 ``maelab.probes.runner.probe_checkpoint`` runs them on a checkpoint and writes one JSON + PNG
-each; ``maelab.probes.results.read_probe_results`` reads such a folder back. (The frozen-feature
+each; ``maelab.probes.results.read_probe_results`` reads such a folder back.
+
+Cao's five questions as experiments (manipulation vs control, docs/theory.md) are the second
+registry, ``QUESTIONS``: question -> :class:`Question` with its experiment function
+``(model, images, **options) -> QuestionResult`` (``maelab.probes.questions``) and what it needs
+(the decoder, ground-truth latents, or trained runs, as Q4 does). The runner calls every
+registered one, skips the others with one line, and decides their rows into ``verdicts.json``. (The frozen-feature
 linear probe and k-NN of ``maelab probe`` live in ``maelab.evaluation.frozen``.)
 """
 
