@@ -31,6 +31,7 @@ from maelab.config import DataConfig, override_data
 from maelab.data.base import ImageSet
 from maelab.engine.checkpoint import load_checkpoint
 from maelab.errors import ConfigError
+from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.checkpoints import load_pretrained, official_arch
 from maelab.evaluation.splits import cached_splits
 from maelab.models.mae import MaskedAutoencoder
@@ -49,7 +50,6 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "interpolation": {"max_images": 128},
 }
 DEFAULT_IMAGES = 512  # test images read into memory when --max-images is not given
-QUESTION_OPTIONS = ("max_images", "fit_images", "seed")  # what a question function may name
 
 
 @dataclass
@@ -58,10 +58,11 @@ class ProbeTarget:
 
     model: MaskedAutoencoder
     images: ImageSet  # test images (evenly spaced over the split)
-    fit_images: ImageSet | None  # training images, where a probe fits on them (latents only)
+    fit_images: ImageSet  # training images, for probes that fit on other images than they test
     has_decoder: bool
     official: bool
     data: DataConfig
+    seed: int  # the training seed: the untrained control is that seed's initial network
 
     @property
     def has_latents(self) -> bool:
@@ -109,12 +110,11 @@ def load_target(
     imagenet = official is not None
     images = fit_to_model(spread_sample(splits.test, max_images or DEFAULT_IMAGES), model.arch,
                           imagenet)  # fmt: skip
-    fit = None
-    if images.latents:
-        fit = fit_to_model(spread_sample(splits.train, max_images or DEFAULT_IMAGES), model.arch,
-                           imagenet)  # fmt: skip
+    fit = fit_to_model(spread_sample(splits.train, max_images or DEFAULT_IMAGES), model.arch,
+                       imagenet)  # fmt: skip
     has_decoder = official is None or official.has_decoder
-    return ProbeTarget(model, images, fit, has_decoder, official is not None, data)
+    seed = 0 if official is not None else cfg.train.seed
+    return ProbeTarget(model, images, fit, has_decoder, official is not None, data, seed)
 
 
 def missing_need(target: ProbeTarget, decoder: bool, latents: bool) -> str:
@@ -158,11 +158,33 @@ def plan(target: ProbeTarget, names: Sequence[str] | None) -> tuple[list[str], l
 def run_question(
     fn: Callable[..., QuestionResult], target: ProbeTarget, max_images: int | None
 ) -> QuestionResult:
-    """Call a question's experiment with the options its signature names."""
-    offered: dict[str, Any] = {"max_images": max_images, "fit_images": target.fit_images, "seed": 0}
+    """Call a question's experiment with the options its signature names: `max_images`,
+    `fit_images` (other images than the tested ones), `seed` (0), `untrained` / `control` (the
+    checkpoint's architecture at its training seed's initial weights) and `rank` (the low-rank
+    family's rank, on that data)."""
     params = inspect.signature(fn).parameters
-    opts = {k: v for k, v in offered.items() if k in params and v is not None}
-    return fn(target.model, target.images, **opts)
+    offered: dict[str, Callable[[], Any]] = {
+        "max_images": lambda: max_images,
+        "fit_images": lambda: target.fit_images,
+        "seed": lambda: 0,
+        "untrained": lambda: untrained_like(target),
+        "control": lambda: untrained_like(target),
+        "rank": lambda: low_rank_of(target.data),
+    }
+    opts = {k: make() for k, make in offered.items() if k in params}
+    return fn(target.model, target.images, **{k: v for k, v in opts.items() if v is not None})
+
+
+def untrained_like(target: ProbeTarget) -> MaskedAutoencoder:
+    """The checkpoint's architecture with its training seed's initial weights, on its device."""
+    device = next(target.model.parameters()).device
+    return random_encoder(target.model.arch, target.seed).to(device)
+
+
+def low_rank_of(data: DataConfig) -> int | None:
+    """The rank knob of the low-rank image family (None for other data)."""
+    family = getattr(data, "lowrank", None) if data.name == "lowrank" else None
+    return getattr(family, "rank", None)
 
 
 def question_verdicts(results: Sequence[QuestionResult], config_hash: str) -> vd.Verdicts:
@@ -217,7 +239,7 @@ def probe_checkpoint(
         if max_images is not None and "max_images" in opts:
             opts["max_images"] = max_images
         opts.update((options or {}).get(name, {}))
-        if name == "identifiability":
+        if name == "identifiability" and target.fit_images.latents:
             opts.setdefault("fit_images", target.fit_images)
         result = run_theory_probe(
             name, target.model, target.images, figure_path=out_dir / f"{name}.png", **opts

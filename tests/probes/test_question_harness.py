@@ -42,11 +42,21 @@ def fake_q5(model, images) -> QuestionResult:
     return QuestionResult("Q5", "a fake null", "t", "c", 0.5, 0.5, paired, "increase", 0.5)
 
 
+def fake_q3(model, images, control, fit_images=None, seed: int = 1) -> QuestionResult:
+    """Receives the untrained control of the same architecture and other (fit) images."""
+    assert control is not model and control.arch == model.arch and seed == 0
+    assert not torch.equal(control.blocks[0].attn.qkv.weight, model.blocks[0].attn.qkv.weight)
+    SEEN.update(fit=len(fit_images), fit_first=fit_images.images[0].clone())
+    return QuestionResult("Q3", "a fake with a control model", "t", "c", 0.0, 0.0, [0.1, -0.1],
+                          "none", 0.5)  # fmt: skip
+
+
 @pytest.fixture()
 def fakes(monkeypatch):
     saved = dict(QUESTIONS)
     register_question(Question("Q1", "fake", fake_q1))
     register_question(Question("Q5", "fake", fake_q5, needs_decoder=True))
+    register_question(Question("Q3", "fake", fake_q3))
     yield
     QUESTIONS.clear()
     QUESTIONS.update(saved)
@@ -56,7 +66,8 @@ def test_fake_question_reaches_verdicts_and_report(tmp_path, fakes, capsys):
     ckpt = pretrain_tiny(tmp_path / "run")
     out = tmp_path / "run" / "probes"
     args = ["analyze", "probes", "--ckpt", str(ckpt), "--probe", "Q1", "--probe", "Q5",
-            "--probe", "Q4", "--probe", "Q2", "--max-images", "48", "--quiet"]  # fmt: skip
+            "--probe", "Q4", "--probe", "Q2", "--probe", "Q3", "--max-images", "48",
+            "--quiet"]  # fmt: skip
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "Q4: skipped, measured over trained runs" in text
@@ -69,7 +80,9 @@ def test_fake_question_reaches_verdicts_and_report(tmp_path, fakes, capsys):
     assert q1.outcome == "agrees" and 0.99 < q1.ci[0] < 1.0 < q1.ci[1] < 1.01
     assert q5.outcome == "disagrees" and -0.5 < q5.ci[0] < q5.ci[1] < 0.5
     assert q1.p_holm is not None and q1.level is not None
-    assert SEEN["n"] == 48 and SEEN["channels"] == 3
+    assert SEEN["n"] == 48 and SEEN["channels"] == 3 and SEEN["fit"] == 48
+    q3 = rows["Q3: a fake with a control model"]  # [-0.1, 0.1] lies inside the margin 0.5
+    assert q3.outcome == "agrees" and q3.ci == (pytest.approx(-0.1), pytest.approx(0.1))
     stored = json.loads((out / "question_Q1.json").read_text())
     assert len(stored["result"]["paired"]) == 48
     report = build_report(tmp_path / "run", tmp_path / "report.html")
