@@ -46,7 +46,7 @@ def fake_q3(model, images, control, fit_images=None, seed: int = 1) -> QuestionR
     """Receives the untrained control of the same architecture and other (fit) images."""
     assert control is not model and control.arch == model.arch and seed == 0
     assert not torch.equal(control.blocks[0].attn.qkv.weight, model.blocks[0].attn.qkv.weight)
-    SEEN.update(fit=len(fit_images), fit_first=fit_images.images[0].clone())
+    SEEN.update(fit=len(fit_images))
     return QuestionResult("Q3", "a fake with a control model", "t", "c", 0.0, 0.0, [0.1, -0.1],
                           "none", 0.5)  # fmt: skip
 
@@ -124,10 +124,9 @@ def test_official_encoder_only_on_grey_digits(tmp_path, fakes):
     for name in ("low_rank", "interpolation", "Q5"):
         assert f"{name}: skipped, needs the decoder" in skipped
     assert "identifiability: skipped, needs ground-truth latents" in skipped
-    assert set(run.records) == {"position", "stability"} and set(run.questions) == {"Q1"}
-    assert [v.claim for v in vd.read_verdicts(run.verdicts).verdicts] == [
-        "Q1: a fake effect of one"
-    ]
+    assert set(run.records) == {"position", "stability"} and set(run.questions) == {"Q1", "Q3"}
+    claims = [v.claim for v in vd.read_verdicts(run.verdicts).verdicts]
+    assert claims == ["Q1: a fake effect of one", "Q3: a fake with a control model"]
 
 
 def test_official_weights_need_named_images(tmp_path, capsys):
