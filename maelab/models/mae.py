@@ -165,9 +165,10 @@ class MaskedAutoencoder(nn.Module):
         _draw(self.cls_token, lambda t: nn.init.normal_(t, std=0.02, generator=enc))
         _init_layers((self.blocks, self.norm), enc)
         _draw(self.mask_token, lambda t: nn.init.normal_(t, std=0.02, generator=dec))
+        if self.decoder_mix is not None:  # depth 0: the linear head
+            _init_layers((self.decoder_mix,), dec)
         decoder = (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred)
-        mix = [self.decoder_mix] if self.decoder_mix is not None else []
-        _init_layers((*decoder, *mix), dec)
+        _init_layers(decoder, dec)
 
     # ---------------------------------------------------------------- patches
     def patchify(self, imgs: torch.Tensor) -> torch.Tensor:
