@@ -87,8 +87,11 @@ def _run_report(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise MaelabError(str(exc)) from None
     counts = report.counts()
+    decided = "".join(
+        f", {n} {k}" for k, n in counts.items() if k not in ("agrees", "disagrees", "not measured")
+    )  # outcomes of rows decided by an interval: inconclusive, regime not reached
     print(
-        f"{counts['agrees']} predictions agree, {counts['disagrees']} disagree, "
+        f"{counts['agrees']} predictions agree, {counts['disagrees']} disagree{decided}, "
         f"{counts['not measured']} not measured"
     )
     print(f"report: {report.path}")
