@@ -57,6 +57,7 @@ def fakes(monkeypatch):
     register_question(Question("Q1", "fake", fake_q1))
     register_question(Question("Q5", "fake", fake_q5, needs_decoder=True))
     register_question(Question("Q3", "fake", fake_q3))
+    register_question(Question("Q2", "not written yet", None, needs_decoder=True))
     yield
     QUESTIONS.clear()
     QUESTIONS.update(saved)
