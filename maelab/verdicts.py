@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,12 +135,18 @@ class Row:
     control: float | None = None
 
 
-def decide_table(rows: Sequence[Row], alpha: float = stats.ALPHA) -> list[VerdictRecord]:
+def decide_table(
+    rows: Sequence[Row],
+    alpha: float = stats.ALPHA,
+    effect: Callable[[Sequence[float], float], stats.PairedEffect] = stats.paired_effect,
+) -> list[VerdictRecord]:
     """Decide the rows of one table, in order.
 
     The prediction rows whose regime was reached form one Holm family: each gets its interval at
     the Holm-adjusted level (`stats.holm_levels`) and its Holm-adjusted p-value. Instrument rows
-    and rows whose regime was not reached keep the unadjusted 1 - alpha level.
+    and rows whose regime was not reached keep the unadjusted 1 - alpha level. `effect` gives
+    the interval and p-value of a row's paired values at a level (default: Student t over
+    seeds; `stats.bootstrap_effect` for the images of one checkpoint).
     """
     for i, row in enumerate(rows):
         if row.kind not in KINDS:
@@ -149,13 +155,13 @@ def decide_table(rows: Sequence[Row], alpha: float = stats.ALPHA) -> list[Verdic
             options = ", ".join(stats.PREDICTIONS)
             raise ValueError(f"rows[{i}].predicted={row.predicted!r}: expected one of {options}")
     family = [i for i, r in enumerate(rows) if r.kind == "prediction" and r.regime_reached]
-    p = [stats.paired_effect(rows[i].per_seed).p_value for i in family]
+    p = [effect(rows[i].per_seed, 1.0 - alpha).p_value for i in family]
     levels = dict(zip(family, stats.holm_levels(p, alpha), strict=True)) if family else {}
     adjusted = dict(zip(family, stats.holm_adjust(p), strict=True)) if family else {}
     out = []
     for i, row in enumerate(rows):
         level = float(levels.get(i, 1.0 - alpha))
-        eff = stats.paired_effect(row.per_seed, level)
+        eff = effect(row.per_seed, level)
         out.append(
             VerdictRecord(
                 paper=row.paper,

@@ -9,6 +9,7 @@ from maelab.cli.common import (
     add_config_args,
     config_path,
 )
+from maelab.cli.evaluate import add_analyze_decoder, add_analyze_probes
 from maelab.errors import ConfigError, MaelabError
 
 
@@ -86,8 +87,11 @@ def _run_report(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         raise MaelabError(str(exc)) from None
     counts = report.counts()
+    decided = "".join(
+        f", {n} {k}" for k, n in counts.items() if k not in ("agrees", "disagrees", "not measured")
+    )  # outcomes of rows decided by an interval: inconclusive, regime not reached
     print(
-        f"{counts['agrees']} predictions agree, {counts['disagrees']} disagree, "
+        f"{counts['agrees']} predictions agree, {counts['disagrees']} disagree{decided}, "
         f"{counts['not measured']} not measured"
     )
     print(f"report: {report.path}")
@@ -149,7 +153,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
         help="collapse analysis or all theory probes of checkpoints",
         description="`analyze collapse`: spectra, effective rank, RankMe, alignment, "
         "uniformity of one or more checkpoints (one overlay figure). `analyze probes`: "
-        "every theory probe on one checkpoint.",
+        "theory probes and Cao's questions on one checkpoint. `analyze decoder`: Cao Q4 from "
+        "a decoder-depth sweep.",
     )
     what = p.add_subparsers(dest="analysis", required=True, metavar="ANALYSIS")
     c = what.add_parser("collapse", help="dimensional collapse of one or more checkpoints")
@@ -166,12 +171,8 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("overrides", nargs="*", metavar="data.key=value", help="data overrides")
     c.set_defaults(handler=_run_analyze_collapse)
-    q = what.add_parser("probes", help="all theory probes (Q1-Q5, identifiability) of a checkpoint")
-    q.add_argument("--ckpt", required=True)
-    q.add_argument("--probe", action="append", default=None, help="only these probes (repeat)")
-    q.add_argument("--out", default=None, help="folder (default: RUN/probes)")
-    q.add_argument("overrides", nargs="*", metavar="data.key=value", help="data overrides")
-    q.set_defaults(handler=_run_analyze_probes)
+    add_analyze_probes(what)
+    add_analyze_decoder(what)
 
 
 def _run_analyze_collapse(args: argparse.Namespace) -> int:
@@ -191,22 +192,6 @@ def _run_analyze_collapse(args: argparse.Namespace) -> int:
             f"{s.alignment:>8.3f}{s.uniformity:>8.3f}"
         )
     print(f"wrote {json_path} and {png_path}")
-    return 0
-
-
-def _run_analyze_probes(args: argparse.Namespace) -> int:
-    from maelab.probes.runner import probe_checkpoint
-    from maelab.run_folder import RunFolder
-
-    out = Path(args.out) if args.out else RunFolder.of_checkpoint(args.ckpt).probes
-    try:
-        records = probe_checkpoint(args.ckpt, out, args.probe, data_overrides=args.overrides)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    for name, rec in records.items():
-        print(
-            f"{name:<16} {rec['seconds']:6.1f} s  {out / (name + '.json')}  {out / (name + '.png')}"
-        )
     return 0
 
 

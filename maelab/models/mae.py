@@ -123,7 +123,10 @@ class MaskedAutoencoder(nn.Module):
             Block(dd, arch.decoder_num_heads, arch.mlp_ratio, qkv_bias=True, norm_layer=norm_layer)
             for _ in range(arch.decoder_depth)
         )
-        self.decoder_norm = norm_layer(dd)
+        # depth 0: an affine head that mixes all tokens linearly (no attention, MLP or norm), so
+        # a masked patch is still predicted from the visible ones and the encoder still learns
+        self.decoder_mix = nn.Linear(n + 1, n + 1, bias=False) if not arch.decoder_depth else None
+        self.decoder_norm = norm_layer(dd) if arch.decoder_depth else nn.Identity()
         self.decoder_pred = nn.Linear(dd, arch.patch_size**2 * arch.in_chans, bias=True)
 
     # ---------------------------------------------------------------- init
@@ -177,6 +180,8 @@ class MaskedAutoencoder(nn.Module):
         _draw(self.cls_token, lambda t: nn.init.normal_(t, std=0.02, generator=enc))
         _init_layers((self.blocks, self.norm), enc)
         _draw(self.mask_token, lambda t: nn.init.normal_(t, std=0.02, generator=dec))
+        if self.decoder_mix is not None:  # depth 0: the linear head
+            _init_layers((self.decoder_mix,), dec)
         decoder = (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred)
         _init_layers(decoder, dec)
         if self.arch.pos_embed_init == "random":
@@ -245,6 +250,8 @@ class MaskedAutoencoder(nn.Module):
         x = torch.cat([x[:, :1, :], x_], dim=1) + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
+        if self.decoder_mix is not None:
+            x = self.decoder_mix(x.transpose(1, 2)).transpose(1, 2)  # (N, 1 + L, Dd), mixed tokens
         x = self.decoder_norm(x)
         return self.decoder_pred(x)[:, 1:, :]
 

@@ -59,7 +59,13 @@ Use the registry to run any probe by name::
     result = run_theory_probe("stability", model, splits.test, figure_path="figures/q3.png")
 
 ``maelab.probes.runner.probe_checkpoint`` runs them on a checkpoint and writes one JSON + PNG
-each; ``maelab.probes.results.read_probe_results`` reads such a folder back. (The frozen-feature
+each; ``maelab.probes.results.read_probe_results`` reads such a folder back.
+
+Cao's five questions as experiments (manipulation vs control, docs/theory.md) are the second
+registry, ``QUESTIONS``: question -> :class:`Question` with its experiment function
+``(model, images, **options) -> QuestionResult`` (``maelab.probes.questions``) and what it needs
+(the decoder, ground-truth latents, or trained runs, as Q4 does). The runner calls every
+registered one, skips the others with one line, and decides their rows into ``verdicts.json``. (The frozen-feature
 linear probe and k-NN of ``maelab probe`` live in ``maelab.evaluation.frozen``.)
 """
 
@@ -87,6 +93,8 @@ from maelab.probes.interpolation import (
 )
 from maelab.probes.low_rank import LowRankResult, low_rank_probe
 from maelab.probes.position import PositionResult, position_probe
+from maelab.probes.questions import QUESTIONS as QUESTION_IDS
+from maelab.probes.questions import QuestionResult
 from maelab.probes.stability import StabilityResult, stability_probe
 
 
@@ -100,6 +108,7 @@ class Probe:
     figure: Callable[[Any, str | Path], Path]
     kind: Literal["model", "runs"] = "model"
     needs_latents: bool = False  # only on data with ground-truth latents (the synthetic set)
+    needs_decoder: bool = False  # reads the decoder (an encoder-only checkpoint has none)
 
 
 PROBES: dict[str, Probe] = {}
@@ -151,6 +160,7 @@ register_probe(
         "Cao Q2: patchified images are low-rank; lower rank, easier reconstruction",
         low_rank_probe,
         figures.low_rank_figure,
+        needs_decoder=True,
     )
 )
 register_probe(
@@ -167,6 +177,7 @@ register_probe(
         "Cao Q5: masked patches are filled by global interpolation, not neighbours only",
         interpolation_probe,
         figures.interpolation_figure,
+        needs_decoder=True,
     )
 )
 register_probe(
@@ -179,8 +190,52 @@ register_probe(
     )
 )
 
+
+@dataclass(frozen=True)
+class Question:
+    """One of Cao's questions as an experiment: ``run(model, images, **options)`` returns a
+    :class:`~maelab.probes.questions.QuestionResult`; the runner passes only the options the
+    function names (``max_images``, ``fit_images``, ``seed``)."""
+
+    question: str  # "Q1".."Q5"
+    title: str  # a few words for progress lines and the report
+    run: Callable[..., QuestionResult] | None  # None: no experiment function registered yet
+    needs_decoder: bool = False
+    needs_latents: bool = False
+    from_runs: str = ""  # non-empty: measured over trained runs, not on one checkpoint (how)
+
+
+# question -> its experiment function: the one table to edit when an experiment is added
+# (e.g. ``run=position.q1_experiment``); None is reported and skipped by the runner.
+QUESTIONS: dict[str, Question] = {
+    "Q1": Question("Q1", "positional embeddings as coordinates", None),
+    "Q2": Question("Q2", "low rank and reconstruction", None, needs_decoder=True),
+    "Q3": Question("Q3", "layer-to-layer stability", None),
+    "Q4": Question(
+        "Q4",
+        "the decoder's role",
+        None,
+        from_runs="decoder-depth runs: maelab sweep -c cao_q4, then maelab analyze decoder "
+        "--sweep runs/cao_q4",
+    ),
+    "Q5": Question("Q5", "global interpolation", None, needs_decoder=True),
+}
+
+
+def register_question(question: Question) -> Question:
+    """Add or replace a question's experiment (tests register fakes through this)."""
+    if question.question not in QUESTION_IDS:
+        raise ValueError(f"question {question.question!r}: expected one of {QUESTION_IDS}")
+    QUESTIONS[question.question] = question
+    return question
+
+
 __all__ = [
     "PROBES",
+    "QUESTIONS",
+    "Question",
+    "QuestionResult",
+    "register_question",
     "AttentionLocality",
     "DecoderAblationResult",
     "IdentifiabilityResult",

@@ -6,10 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from maelab.data.base import ImageSet, Split
+from maelab.data.folder import IMAGENET_MEAN, IMAGENET_STD
 from maelab.data.loader import normalize
+from maelab.models.mae import MAEArch
 
 
 def in_memory(split: Split, limit: int = 4096) -> ImageSet:
@@ -25,6 +28,71 @@ def in_memory(split: Split, limit: int = 4096) -> ImageSet:
         num_classes=split.num_classes,
         mean=split.mean,
         std=split.std,
+    )
+
+
+def spread_sample(split: Split, count: int | None) -> ImageSet:
+    """`count` images (all when None or more) at evenly spaced indices of a split, in memory.
+
+    Folder splits are stored class by class, so the first `count` images could all be one
+    class; evenly spaced ones cover every class in proportion. Streamed splits are read
+    un-augmented at the split's image size.
+    """
+    n = len(split) if isinstance(split, ImageSet) else len(split.eval_dataset)  # type: ignore[arg-type]
+    count = n if count is None else min(n, count)
+    if count < 1:
+        raise ValueError(f"no images to probe (split of {n}, asked for {count})")
+    index = torch.linspace(0, n - 1, count).round().long()
+    if isinstance(split, ImageSet):
+        return ImageSet(
+            images=split.images[index],
+            labels=split.labels[index],
+            num_classes=split.num_classes,
+            mean=split.mean,
+            std=split.std,
+            latents={k: v[index] for k, v in split.latents.items()},
+        )
+    pairs = [split.eval_dataset[int(i)] for i in index]
+    return ImageSet(
+        images=torch.stack([x for x, _ in pairs]),  # (N, C, H, W) uint8
+        labels=torch.tensor([int(y) for _, y in pairs]),
+        num_classes=split.num_classes,
+        mean=split.mean,
+        std=split.std,
+    )
+
+
+def fit_to_model(images: ImageSet, arch: MAEArch, imagenet_stats: bool = False) -> ImageSet:
+    """Images as a model takes them: resized to its image size, grey replicated to its 3
+    channels, and (`imagenet_stats`, for official ViTs) standardised with ImageNet statistics.
+
+    A grey set replicated to 3 channels keeps its own statistics per channel otherwise. Colour
+    images for a grey model are refused (ValueError): which grey the model expects is unknown.
+    """
+    x, mean, std = images.images, tuple(images.mean), tuple(images.std)
+    if images.channels != arch.in_chans:
+        if images.channels != 1 or arch.in_chans != 3:
+            raise ValueError(
+                f"the images have {images.channels} channel(s) and the model takes "
+                f"{arch.in_chans}; give data with {arch.in_chans} channel(s)"
+            )
+        x = x.expand(-1, 3, -1, -1)  # (N, 3, H, W) grey in every channel
+        mean, std = mean * 3, std * 3
+    if x.shape[-1] != arch.img_size or x.shape[-2] != arch.img_size:
+        size = arch.img_size
+        small = size < x.shape[-1]
+        y = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=small)  # fmt: skip
+        x = y.round_().clamp_(0, 255).to(torch.uint8)
+    if imagenet_stats and arch.in_chans == 3:
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    return ImageSet(
+        images=x.contiguous(),
+        labels=images.labels,
+        num_classes=images.num_classes,
+        mean=mean,
+        std=std,
+        latents=images.latents,
     )
 
 

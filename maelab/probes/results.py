@@ -2,6 +2,8 @@
 
 A probe run writes `<probe>.json` (a record with the probe name, its question, the checkpoint,
 seconds and the result) and `<probe>.png` beside it; `read_probe_results` gives the records back.
+A question experiment writes `question_<Qn>.json` (the question, the checkpoint, seconds and its
+`QuestionResult`); `read_question_results` gives those back.
 """
 
 from __future__ import annotations
@@ -27,6 +29,24 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None if math.isnan(obj) else obj
     return obj
+
+
+QUESTION_PREFIX = "question_"
+
+
+def question_file(folder: str | Path, question: str) -> Path:
+    """Where a question's record lies in a probe folder: `question_<Qn>.json`."""
+    return Path(folder) / f"{QUESTION_PREFIX}{question}.json"
+
+
+def read_question_results(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """`question_<Qn>.json` records of a probe folder (question -> record)."""
+    out = {}
+    for path in sorted(Path(folder).glob(f"{QUESTION_PREFIX}Q*.json")):
+        record = read_json(path)
+        if "question" in record and "result" in record:
+            out[record["question"]] = record
+    return out
 
 
 def read_probe_results(folder: str | Path) -> dict[str, dict[str, Any]]:

@@ -29,9 +29,14 @@ class Verdict:
     claim: str  # its prediction, in words
     measured: str  # what we measured, with numbers
     agrees: bool | None  # None: not enough runs to check
+    # a row decided by an interval (maelab.verdicts): its outcome, e.g. "inconclusive", which
+    # was measured although it neither agrees nor disagrees
+    outcome: str | None = None
 
     @property
     def mark(self) -> str:
+        if self.outcome is not None:
+            return self.outcome
         return {True: "agrees", False: "disagrees", None: "not measured"}[self.agrees]
 
 
@@ -325,5 +330,5 @@ def cao_q5(interp: Mapping[str, Any] | None) -> Verdict:
 def summarise(verdicts: Sequence[Verdict]) -> dict[str, int]:
     out = {"agrees": 0, "disagrees": 0, "not measured": 0}
     for v in verdicts:
-        out[v.mark] += 1
+        out[v.mark] = out.get(v.mark, 0) + 1  # decided rows add "inconclusive", ...
     return out

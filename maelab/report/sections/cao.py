@@ -1,19 +1,29 @@
-"""Cao, Xu, Clifton 2022: the five questions on how MAE works inside (Q1-Q5)."""
+"""Cao, Xu, Clifton 2022: the five questions on how MAE works inside (Q1-Q5).
+
+Each question is an experiment with a control (docs/theory.md). Its decided rows come from the
+`verdicts.json` of a probe folder: `maelab analyze probes` writes one per checkpoint (RUN/probes,
+bootstrap intervals over images) and `maelab analyze decoder` one per decoder-depth sweep
+(SWEEP/probes, t intervals over seeds, Q4). A question without a decided row falls back to the
+descriptive check of its probe (`maelab.report.claims`), or reads "not measured".
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+from maelab import verdicts as vd
 from maelab.probes import decoder_ablation
 from maelab.probes import figures as probe_figures
+from maelab.probes.questions import QUESTIONS
 from maelab.probes.results import read_probe_results
 from maelab.report import claims
 from maelab.report.collect import Collected, Group
 from maelab.report.context import ReportContext
-from maelab.report.page import Section, esc, img
+from maelab.report.page import Section, esc, img, table
 from maelab.report.slicing import DEC_DEPTH, axis_contexts, series
-from maelab.run_folder import RunFolder
+from maelab.run_folder import VERDICTS_FILE, RunFolder
 
 PROBE_TITLES = [
     ("position", "Q1 position"),
@@ -21,15 +31,79 @@ PROBE_TITLES = [
     ("stability", "Q3 stability"),
     ("interpolation", "Q5 interpolation"),
 ]
+OUTCOME_AGREES = {"agrees": True, "disagrees": False}  # other outcomes: measured, undecided
+
+
+def _probe_folders(c: Collected) -> list[Path]:
+    """The folder's own probe folder, then its runs' (the first record of a probe wins)."""
+    return [RunFolder(c.root).probes, *(RunFolder(r.path).probes for r in c.runs)]
 
 
 def _probe_records(c: Collected) -> dict[str, dict[str, Any]]:
-    """Probe results of the folder itself, then of its runs (the first record of a probe wins)."""
-    found = read_probe_results(RunFolder(c.root).probes)
-    for r in c.runs:
-        for name, rec in read_probe_results(RunFolder(r.path).probes).items():
+    found: dict[str, dict[str, Any]] = {}
+    for folder in _probe_folders(c):
+        for name, rec in read_probe_results(folder).items():
             found.setdefault(name, rec)
     return found
+
+
+def question_records(c: Collected) -> tuple[list[vd.VerdictRecord], list[str]]:
+    """Decided rows of Cao's questions (the first folder that decides a claim wins) and the
+    ci_method of each file they came from."""
+    rows: dict[str, vd.VerdictRecord] = {}
+    methods: list[str] = []
+    for folder in _probe_folders(c):
+        path = folder / VERDICTS_FILE
+        if not path.is_file():
+            continue
+        try:
+            record = vd.read_verdicts(path)
+        except vd.VerdictsError:
+            continue  # a damaged file: the question falls back to its probe
+        fresh = [v for v in record.verdicts if v.paper == "Cao" and v.claim not in rows]
+        for v in fresh:
+            rows[v.claim] = v
+        if fresh and record.ci_method not in methods:
+            methods.append(record.ci_method)
+    return sorted(rows.values(), key=lambda v: v.claim), methods
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "–" if x is None or not math.isfinite(x) else f"{x:+.{digits}g}"
+
+
+def decided_verdict(v: vd.VerdictRecord) -> claims.Verdict:
+    """A decided row as a line of the report's verdict summary."""
+    lo, hi = v.ci
+    control = "" if v.control is None else f"; control condition {_num(v.control)}"
+    measured = (
+        f"treated - control {_num(v.effect)} [{_num(lo)}, {_num(hi)}] at {v.level or 0.95:.1%}"
+        f"{control}; predicted {v.predicted}, margin {v.margin:g}"
+        + (f", {v.n_seeds} seeds" if v.n_seeds > 1 else ", one checkpoint (bootstrap over images)")
+    )
+    return claims.Verdict(claims.CAO, v.claim, measured, OUTCOME_AGREES.get(v.outcome), v.outcome)
+
+
+def _decided_table(rows: list[vd.VerdictRecord]) -> str:
+    body = [
+        [esc(v.claim), _num(v.control), f"{_num(v.effect)} [{_num(v.ci[0])}, {_num(v.ci[1])}]",
+         str(v.n_seeds), esc(v.predicted or ""), f"{v.margin:g}" if v.margin is not None else "–",
+         esc(v.outcome)]
+        for v in rows
+    ]  # fmt: skip
+    header = ["question: claim", "control", "treated - control [CI]", "seeds", "predicted",
+              "margin", "outcome"]  # fmt: skip
+    return table(header, body, "verdicts")
+
+
+def _fallback(question: str, res: dict[str, Any], by_depth: Any) -> claims.Verdict:
+    """The probe's descriptive check where no decided row exists."""
+    if question == "Q4":
+        return claims.cao_q4(by_depth, "linear probe %")
+    check = {"Q1": (claims.cao_q1, "position"), "Q2": (claims.cao_q2, "low_rank"),
+             "Q3": (claims.cao_q3, "stability"), "Q5": (claims.cao_q5, "interpolation")}  # fmt: skip
+    fn, probe = check[question]
+    return fn(res.get(probe))
 
 
 def cao_section(ctx: ReportContext) -> Section:
@@ -37,9 +111,14 @@ def cao_section(ctx: ReportContext) -> Section:
     s = Section("cao", "How MAE works inside (Cao, Xu, Clifton 2022: Q1-Q5)")
     s.body.append(
         "<p>Cao et al. read patch attention as a learned integral-kernel transform and ask five "
-        "questions. Q1, Q2, Q3 and Q5 are probes of one trained model; Q4 compares runs that "
-        "differ only in the decoder.</p>"
+        "questions. Each is an experiment with a control: Q1, Q2, Q3 and Q5 on one trained "
+        "model (<code>maelab analyze probes</code>), Q4 over runs that differ only in the "
+        "decoder (<code>maelab analyze decoder</code>).</p>"
     )
+    decided, methods = question_records(c)
+    if decided:
+        s.body.append("<h3>Each question beside its control</h3>" + _decided_table(decided))
+        s.body += [f"<p class='note'>{esc(m)}</p>" for m in methods]
     recs = _probe_records(c)
     for name, title in PROBE_TITLES:
         rec = recs.get(name)
@@ -49,11 +128,6 @@ def cao_section(ctx: ReportContext) -> Section:
             )
             s.body.append(img(Path(rec["figure"]), title))
     res = {k: v.get("result") for k, v in recs.items()}
-    s.verdicts += [
-        claims.cao_q1(res.get("position")),
-        claims.cao_q2(res.get("low_rank")),
-        claims.cao_q3(res.get("stability")),
-    ]
     dec: list[Group] = []
     if DEC_DEPTH in c.keys:  # the first set of runs that differ only in the decoder depth
         dec = list(axis_contexts(groups, c.keys, DEC_DEPTH, ref, None)[0][1].values())
@@ -74,6 +148,7 @@ def cao_section(ctx: ReportContext) -> Section:
             )
         except (ValueError, KeyError) as exc:
             s.body.append(f"<p class='note'>decoder ablation figure unavailable: {esc(exc)}</p>")
-    s.verdicts.append(claims.cao_q4(by_depth, "linear probe %"))
-    s.verdicts.append(claims.cao_q5(res.get("interpolation")))
+    for q in QUESTIONS:
+        mine = [v for v in decided if v.claim.startswith(f"{q}:")]
+        s.verdicts += [decided_verdict(v) for v in mine] or [_fallback(q, res, by_depth)]
     return s

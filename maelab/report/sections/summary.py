@@ -19,9 +19,12 @@ def verdicts_section(sections: Sequence[Section]) -> Section:
             "predictions) are in <a href='#study'>the study section</a>; the checks below are the "
             "sections' descriptive ones for the rows the study does not decide.</p>"
         )
+    others = "".join(
+        f", {n} {k}" for k, n in counts.items() if k not in ("agrees", "disagrees", "not measured")
+    )
     s.body.append(
-        f"<p>{counts['agrees']} agree, {counts['disagrees']} disagree, {counts['not measured']} "
-        "not measured. Each verdict is computed from the numbers below (see each section); small "
+        f"<p>{counts['agrees']} agree, {counts['disagrees']} disagree{others}, "
+        f"{counts['not measured']} not measured. Each verdict is computed from the numbers below (see each section); small "
         "CPU budgets give small effects, so read the spread over seeds before the verdict.</p>"
     )
     s.body.append(verdict_table(allv))

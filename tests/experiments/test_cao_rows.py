@@ -1,0 +1,73 @@
+"""Cao Q4 rows from a decoder-depth sweep folder (maelab.experiments.cao_rows), on hand-made
+results: known paired effects give known outcomes, and the regime gate holds rows back."""
+
+import json
+
+import pytest
+
+from maelab import verdicts as vd
+from maelab.cli import main
+from maelab.errors import ConfigError
+from maelab.experiments.cao_rows import decide_q4, format_q4
+from maelab.report.collect import collect
+from maelab.report.context import ReportContext
+from maelab.report.sections.cao import cao_section
+
+
+def fake_sweep(root, top1, random=80.0, seeds=(0, 1, 2)):
+    """A sweep folder whose runs report `top1[depth] + seed * 0.1` (linear probe, %)."""
+    points = []
+    for depth, width in ((0, 64), (1, 64), (4, 128)):
+        for s in seeds:
+            name = f"model.decoder_depth={depth}__model.decoder_embed_dim={width}__seed={s}"
+            values = {"model.decoder_depth": depth, "model.decoder_embed_dim": width}
+            points.append({"name": name, "values": values, "seed": s})
+            (root / name).mkdir(parents=True)
+            value = top1[depth] + 0.1 * s + (0.05 * s * s if depth == 4 else 0.0)
+            metrics = {"linear_top1": value, "random.linear_top1": random + 0.2 * s}
+            (root / name / "results.json").write_text(json.dumps({"metrics": metrics}))
+    manifest = {"keys": ["model.decoder_depth", "model.decoder_embed_dim"], "points": points}
+    (root / "sweep.json").write_text(json.dumps(manifest))
+    (root / "baselines").mkdir()
+    base = {"baselines": {"pixels": {"linear_top1": 90.0}}}
+    (root / "baselines" / "results.json").write_text(json.dumps(base))
+    return root
+
+
+def test_known_effects_give_known_outcomes(tmp_path):
+    sweep = fake_sweep(tmp_path / "q4", {0: 84.0, 1: 88.0, 4: 88.2})
+    table, path = decide_q4(sweep)
+    assert path == sweep / "probes" / "verdicts.json"
+    rows = {v.claim.split(" gives")[0]: v for v in vd.read_verdicts(path).verdicts}
+    one, deep = rows["Q4: one decoder block"], rows["Q4: a deep, wide decoder"]
+    assert one.effect == pytest.approx(4.0) and one.control == pytest.approx(84.1)
+    assert one.n_seeds == 3 and one.outcome == "agrees"
+    # deep - one block = 0.2 + 0.05 s^2: a small effect inside the 1-point margin
+    assert deep.effect == pytest.approx(0.2 + 0.05 * 5 / 3)
+    assert deep.outcome == "disagrees" and deep.ci[1] < 1.0
+    assert {r.condition for r in table.regime} == {
+        "linear head · linear top-1", "one block · linear top-1", "deep · linear top-1"}  # fmt: skip
+    assert "one block (depth 1)" in format_q4(table)
+    section = cao_section(ReportContext.of(collect(sweep), tmp_path / "figs"))
+    marks = [v.mark for v in section.verdicts if v.claim.startswith("Q4")]
+    assert marks == ["disagrees", "agrees"]
+
+
+def test_regime_not_reached_when_the_encoder_does_not_beat_random(tmp_path):
+    sweep = fake_sweep(tmp_path / "q4", {0: 79.0, 1: 88.0, 4: 90.0})
+    table, _ = decide_q4(sweep)
+    outcomes = {v.claim[:20]: v.outcome for v in table.verdicts}
+    assert outcomes == {"Q4: one decoder bloc": "regime not reached",
+                        "Q4: a deep, wide dec": "agrees"}  # fmt: skip
+
+
+def test_cli_and_missing_axis(tmp_path, capsys):
+    sweep = fake_sweep(tmp_path / "q4", {0: 84.0, 1: 88.0, 4: 88.2}, seeds=(0,))
+    assert main(["analyze", "decoder", "--sweep", str(sweep), "--out", str(tmp_path / "v")]) == 0
+    out = capsys.readouterr().out
+    assert "not decided: Q4" in out and "needs >= 2 seeds" in out
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "sweep.json").write_text(json.dumps({"points": [
+        {"name": "a", "values": {"mask.ratio": 0.5}, "seed": 0}]}))  # fmt: skip
+    with pytest.raises(ConfigError, match="no model.decoder_depth axis"):
+        decide_q4(tmp_path / "other")
