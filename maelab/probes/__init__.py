@@ -85,17 +85,18 @@ from maelab.probes.identifiability import (
     pixel_identifiability,
     random_init_like,
 )
+from maelab.probes.information_knockout import q5_experiment
 from maelab.probes.interpolation import (
     AttentionLocality,
     InterpolationResult,
     KnockoutResult,
     interpolation_probe,
 )
-from maelab.probes.low_rank import LowRankResult, low_rank_probe
-from maelab.probes.position import PositionResult, position_probe
+from maelab.probes.low_rank import LowRankResult, low_rank_probe, q2_experiment
+from maelab.probes.position import PositionResult, position_probe, q1_experiment
 from maelab.probes.questions import QUESTIONS as QUESTION_IDS
 from maelab.probes.questions import QuestionResult
-from maelab.probes.stability import StabilityResult, stability_probe
+from maelab.probes.stability import StabilityResult, q3_experiment, stability_probe
 
 
 @dataclass(frozen=True)
@@ -202,15 +203,18 @@ class Question:
     run: Callable[..., QuestionResult] | None  # None: no experiment function registered yet
     needs_decoder: bool = False
     needs_latents: bool = False
+    needs_data: str = ""  # non-empty: only on this data set (its known answer lives there)
     from_runs: str = ""  # non-empty: measured over trained runs, not on one checkpoint (how)
 
 
 # question -> its experiment function: the one table to edit when an experiment is added
 # (e.g. ``run=position.q1_experiment``); None is reported and skipped by the runner.
 QUESTIONS: dict[str, Question] = {
-    "Q1": Question("Q1", "positional embeddings as coordinates", None),
-    "Q2": Question("Q2", "low rank and reconstruction", None, needs_decoder=True),
-    "Q3": Question("Q3", "layer-to-layer stability", None),
+    "Q1": Question("Q1", "positional embeddings as coordinates", q1_experiment),
+    "Q2": Question(
+        "Q2", "low rank and reconstruction", q2_experiment, needs_decoder=True, needs_data="lowrank"
+    ),
+    "Q3": Question("Q3", "layer-to-layer stability", q3_experiment),
     "Q4": Question(
         "Q4",
         "the decoder's role",
@@ -218,7 +222,7 @@ QUESTIONS: dict[str, Question] = {
         from_runs="decoder-depth runs: maelab sweep -c cao_q4, then maelab analyze decoder "
         "--sweep runs/cao_q4",
     ),
-    "Q5": Question("Q5", "global interpolation", None, needs_decoder=True),
+    "Q5": Question("Q5", "global interpolation", q5_experiment, needs_decoder=True),
 }
 
 

@@ -139,6 +139,9 @@ def plan(target: ProbeTarget, names: Sequence[str] | None) -> tuple[list[str], l
                 if q.from_runs
                 else "no experiment function registered"
                 if q.run is None
+                else f"needs data.name={q.needs_data} (its known rank); this data is "
+                f"{target.data.name}"
+                if q.needs_data and target.data.name != q.needs_data
                 else missing_need(target, q.needs_decoder, q.needs_latents)
             )
         else:
@@ -187,11 +190,18 @@ def low_rank_of(data: DataConfig) -> int | None:
     return getattr(family, "rank", None)
 
 
+def regime_reached(result: QuestionResult) -> bool:
+    """A reconstruction question is decided only for a model that predicts masked patches
+    better than their mean (`model_base_error` < 1, as a share of their variance): an untrained
+    decoder leans on nothing and would pass a "no near advantage" test by default."""
+    return result.details.get("model_base_error", 0.0) < 1.0
+
+
 def question_verdicts(results: Sequence[QuestionResult], config_hash: str) -> vd.Verdicts:
     """The verdict rows of one checkpoint's questions: bootstrap intervals over the paired units,
     Holm over the prediction rows; the file states n_seeds = 1 (the per-unit values are in the
     questions' own JSON)."""
-    rows = [question_row(r) for r in results]
+    rows = [question_row(r, regime_reached(r)) for r in results]
     decided = vd.decide_table(rows, effect=stats.bootstrap_effect)
     one_seed = tuple(replace(r, n_seeds=1, per_seed=(r.effect,)) for r in decided)
     return vd.Verdicts(

@@ -150,3 +150,23 @@ def test_official_vit_base_layout(tmp_path, fakes):
         "Q5: skipped, needs the decoder; this checkpoint is encoder-only"
     ]
     assert len(run.records["position"]["result"]["coordinate_r2"]) == 13
+
+
+def test_registered_experiments_and_their_skips(tmp_path, capsys):
+    """The real table: Q1/Q3/Q5 run on a synthetic checkpoint, Q2 only on the low-rank family
+    (one line otherwise), Q4 from a sweep; a Q5 model worse than the patch mean is not decided."""
+    from maelab.probes.runner import regime_reached
+
+    assert all(QUESTIONS[q].run is not None for q in ("Q1", "Q2", "Q3", "Q5"))
+    ckpt = pretrain_tiny(tmp_path / "run")
+    args = ["analyze", "probes", "--ckpt", str(ckpt), "--probe", "Q2", "--probe", "Q1",
+            "--max-images", "32", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "Q2: skipped, needs data.name=lowrank" in text
+    claims = [v.claim for v in vd.read_verdicts(tmp_path / "run" / "probes").verdicts]
+    assert len(claims) == 1 and claims[0].startswith("Q1: ")
+    weak = QuestionResult("Q5", "c", "m", "c", 0.0, 0.0, [0.0, 0.0], "none", 0.02,
+                          details={"model_base_error": 1.3})  # fmt: skip
+    assert not regime_reached(weak)
+    assert regime_reached(QuestionResult("Q1", "c", "m", "c", 0.0, 0.0, [0.0, 0.1], "none", 0.1))
