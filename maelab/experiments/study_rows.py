@@ -278,12 +278,12 @@ def study_specs(ratio_conditions: list[str] | None = None) -> list[RowSpec]:
 
 
 NOT_IN_DEMO = [
-    Undecided("Cao", "the decoder matters for the encoder (Q4)",
-              "needs decoder-depth runs; not part of the decisive demo"),
-    Undecided("Cao", "masked patches use global interpolation (Q5)",
-              "one knock-out probe per run, not yet run per seed by the demo"),
-    Undecided("Cao", "fixed sin-cos similarity falls with distance (Q1)",
-              "a property of the fixed table, the same for every seed: no interval"),
+    Undecided("Cao", "Q4: the decoder matters for the encoder",
+              "its own sweep: maelab sweep -c cao_q4, then maelab analyze decoder"),
+    Undecided("Cao", "Q1, Q3, Q5 (coordinates, stability, global interpolation)",
+              "per checkpoint with their controls: maelab analyze probes --ckpt RUN/..."),
+    Undecided("Cao", "Q2: lower rank, easier reconstruction",
+              "on the low-rank family: maelab pretrain -c lowrank, then maelab analyze probes"),
 ]  # fmt: skip
 
 
