@@ -129,18 +129,25 @@ def learning_curve(
     k: int | None = None,
 ) -> list[dict[str, Any]]:
     """The readouts (full view, linear) and the effective rank of the pooled held-out features
-    of every numbered checkpoint of a run, by step; with `k` also the regime gate's
-    ``s_g_topk`` (s_g on the top-k principal directions)."""
+    of every numbered checkpoint of a run and of its final one, by step; with `k` also the
+    regime gate's ``s_g_topk`` (s_g on the top-k principal directions)."""
     train, test = splits.train, splits.test
     if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
         return []
     fit, held = take(train, images), take(test, images)
     curve = []
-    for path in sorted(RunFolder(run_dir).checkpoints.glob("epoch_*.pt")):
+    folder = RunFolder(run_dir)
+    points = [
+        (checkpoint_step(p, steps_per_epoch), p) for p in folder.checkpoints.glob("epoch_*.pt")
+    ]
+    final = folder.latest_step()
+    if folder.last_checkpoint.is_file() and final > max((s for s, _ in points), default=-1):
+        points.append((final, folder.last_checkpoint))  # the curve ends where training did
+    for step, path in sorted(points):
         net, _ = load_pretrained(path)
         vf, vh = encoder_view(net, fit), encoder_view(net, held)
         res = selectivity(vf, fit, vh, held, seed=seed, readouts=CURVE_READOUTS)
-        row: dict[str, Any] = {"step": checkpoint_step(path, steps_per_epoch)}
+        row: dict[str, Any] = {"step": step}
         row.update({r: res.linear[r] for r in CURVE_READOUTS if not math.isnan(res.linear[r])})
         row["effective_rank"] = effective_rank(vh.pooled)  # Zhang et al.: collapse over training
         if k is not None:
