@@ -145,7 +145,8 @@ def position_figure(
     ax2.set_title("position readable from tokens", fontsize=9)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a metric no run measured draws an empty panel
+            ax.legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -202,7 +203,8 @@ def stability_figure(
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel(f"{items[0][1].part} block")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a metric no run measured draws an empty panel
+            ax.legend(fontsize=7)
     return _save(fig, path)
 
 
@@ -293,5 +295,6 @@ def decoder_ablation_figure(result: DecoderAblationResult, path: str | Path) -> 
         ax.set_xticks(result.depths)
         ax.set_title(m, fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a metric no run measured draws an empty panel
+            ax.legend(fontsize=7)
     return _save(fig, path)
