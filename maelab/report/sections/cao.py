@@ -32,6 +32,20 @@ PROBE_TITLES = [
     ("interpolation", "Q5 interpolation"),
 ]
 OUTCOME_AGREES = {"agrees": True, "disagrees": False}  # other outcomes: measured, undecided
+# a question nothing here measured: its claim as the experiment states it, and what decides it
+UNMEASURED = {
+    "Q1": ("a position table learned from random init acts as coordinates (beyond shuffled "
+           "positions)", "maelab analyze probes --ckpt RUN/checkpoints/last.pt (a run with "
+           "model.pos_embed_init=random)"),
+    "Q2": ("the masked-patch error follows the low-rank optimum (knee at k = visible patches)",
+           "maelab pretrain -c lowrank, then maelab analyze probes"),
+    "Q3": ("skip connections and scaled softmax attention keep each block's perturbation gain "
+           "near 1", "maelab analyze probes --ckpt RUN/checkpoints/last.pt"),
+    "Q4": ("the decoder matters for the encoder (linear head / one block / deep)",
+           "maelab sweep -c cao_q4, then maelab analyze decoder --sweep runs/cao_q4"),
+    "Q5": ("masked patches are filled by global interpolation (near knock-out vs a ridge "
+           "reference)", "maelab analyze probes --ckpt RUN/checkpoints/last.pt"),
+}  # fmt: skip
 
 
 def _probe_folders(c: Collected) -> list[Path]:
@@ -106,6 +120,16 @@ def _fallback(question: str, res: dict[str, Any], by_depth: Any) -> claims.Verdi
     return fn(res.get(probe))
 
 
+def _row_without_verdict(question: str, res: dict[str, Any], by_depth: Any) -> claims.Verdict:
+    """A question without a decided row: the probe's descriptive check where one ran, else the
+    question's experiment and the command that decides it (never the retired checks' texts)."""
+    v = _fallback(question, res, by_depth)
+    if not v.measured.startswith(("not measured", "needs runs")):
+        return v
+    claim, command = UNMEASURED[question]
+    return claims.Verdict(claims.CAO, f"{question}: {claim}", f"not measured here: {command}", None)
+
+
 def cao_section(ctx: ReportContext) -> Section:
     c, groups, ref, fig_dir = ctx.collected, ctx.groups, ctx.ref, ctx.fig_dir
     s = Section("cao", "How MAE works inside (Cao, Xu, Clifton 2022: Q1-Q5)")
@@ -150,5 +174,5 @@ def cao_section(ctx: ReportContext) -> Section:
             s.body.append(f"<p class='note'>decoder ablation figure unavailable: {esc(exc)}</p>")
     for q in QUESTIONS:
         mine = [v for v in decided if v.claim.startswith(f"{q}:")]
-        s.verdicts += [decided_verdict(v) for v in mine] or [_fallback(q, res, by_depth)]
+        s.verdicts += [decided_verdict(v) for v in mine] or [_row_without_verdict(q, res, by_depth)]
     return s

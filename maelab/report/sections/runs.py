@@ -154,7 +154,7 @@ def reconstructions_section(ctx: ReportContext) -> Section:
             s.body.append(
                 img(
                     png,
-                    f"{short_label(r.values) or r.name} (seed {r.seed}): original | masked | reconstruction | reconstruction + visible",
+                    f"{short_label(r.values) or r.name} (seed {r.seed}): original | masked | reconstruction + visible",
                 )
             )
     if not shown:
