@@ -78,7 +78,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from maelab import verdicts as vd
     from maelab.report import build_report
+    from maelab.run_folder import RunFolder
 
     if not Path(args.folder).is_dir():
         raise ConfigError(f"'{args.folder}' is not a folder; give a run or sweep folder")
@@ -90,10 +92,18 @@ def _run_report(args: argparse.Namespace) -> int:
     decided = "".join(
         f", {n} {k}" for k, n in counts.items() if k not in ("agrees", "disagrees", "not measured")
     )  # outcomes of rows decided by an interval: inconclusive, regime not reached
+    study = RunFolder(args.folder).verdicts
     print(
-        f"{counts['agrees']} predictions agree, {counts['disagrees']} disagree{decided}, "
+        ("outside the study: " if study.is_file() else "")
+        + f"{counts['agrees']} predictions agree, {counts['disagrees']} disagree{decided}, "
         f"{counts['not measured']} not measured"
     )
+    if study.is_file():  # a demo folder: the study's own rows, decided by paired intervals
+        try:
+            rows = vd.summary(vd.read_verdicts(study).verdicts)
+            print("study (verdicts.json): " + ", ".join(f"{n} {k}" for k, n in rows.items()))
+        except vd.VerdictsError as exc:
+            print(f"study: not read ({exc}); rerun `maelab demo` on this folder to rewrite it")
     print(f"report: {report.path}")
     return 0
 

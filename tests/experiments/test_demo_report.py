@@ -75,3 +75,15 @@ def test_rerun_skips_finished_runs(demo_dir, capsys):
     assert main(["demo", "--quick", "--out", str(demo_dir), SEEDS]) == 0
     out = capsys.readouterr().out
     assert "regime (condition" in out and "verdicts:" in out
+
+
+@pytest.mark.slow
+def test_report_command_prints_the_study_counts(demo_dir, capsys):
+    assert main(["report", str(demo_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("outside the study: ")
+    study = [ln for ln in lines if ln.startswith("study (verdicts.json): ")]
+    rows = read_verdicts(demo_dir / "verdicts.json").verdicts
+    predictions = sum(1 for v in rows if v.kind == "prediction")
+    assert len(study) == 1 and predictions > 0
+    assert sum(int(n) for n in re.findall(r"(\d+) ", study[0])) == predictions

@@ -7,6 +7,7 @@ not decided and why; the regime readouts over training checkpoints.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -56,7 +57,7 @@ def _rows(records: list[vd.VerdictRecord], derived: dict[str, str]) -> list[list
 def _curves(stored: dict[str, Any], readout: str) -> dict[str, list[tuple[int, float]]]:
     """One line per condition: the readout at each checkpoint step, averaged over the seeds
     (one line per run would be too many to tell apart or label)."""
-    out: dict[str, list[tuple[int, float]]] = {}
+    lines: dict[str, tuple[list[str], int, list[tuple[int, float]]]] = {}
     for cond, per_seed in stored.items():
         by_step: dict[int, list[float]] = {}
         for points in per_seed.values():
@@ -64,9 +65,12 @@ def _curves(stored: dict[str, Any], readout: str) -> dict[str, list[tuple[int, f
                 if readout in p:
                     by_step.setdefault(int(p["step"]), []).append(float(p[readout]))
         if by_step:
-            label = f"{cond} (mean of {len(per_seed)} seeds)"
-            out[label] = [(k, sum(v) / len(v)) for k, v in sorted(by_step.items())]
-    return out
+            line = [(k, sum(v) / len(v)) for k, v in sorted(by_step.items())]
+            # two names for the same runs (`patch` and `ratio=0.75` in --full): one line
+            same = json.dumps(per_seed, sort_keys=True)
+            names = lines.setdefault(same, ([], len(per_seed), line))[0]
+            names.append(cond)
+    return {f"{' = '.join(n)} (mean of {k} seeds)": line for n, k, line in lines.values()}
 
 
 def study_section(ctx: ReportContext) -> Section | None:

@@ -22,8 +22,9 @@ def verdicts_section(sections: Sequence[Section]) -> Section:
     others = "".join(
         f", {n} {k}" for k, n in counts.items() if k not in ("agrees", "disagrees", "not measured")
     )
+    where = "Outside the study: " if any(sec.id == "study" for sec in sections) else ""
     s.body.append(
-        f"<p>{counts['agrees']} agree, {counts['disagrees']} disagree{others}, "
+        f"<p>{where}{counts['agrees']} agree, {counts['disagrees']} disagree{others}, "
         f"{counts['not measured']} not measured. Each verdict is computed from the numbers below (see each section); small "
         "CPU budgets give small effects, so read the spread over seeds before the verdict.</p>"
     )

@@ -1,4 +1,4 @@
-"""A report whose folders hold no Cao experiment names each question's experiment and command."""
+"""Report rows and lines: unmeasured Cao questions, curves of conditions that share runs."""
 
 from maelab.report import claims
 from maelab.report.sections import cao
@@ -21,3 +21,15 @@ def test_a_probe_that_ran_keeps_its_descriptive_check():
         "Q4", {}, {1: (60.0, float("nan")), 2: (70.0, float("nan"))}
     )
     assert "decoder depth" in one_seed.measured
+
+
+def test_two_names_for_the_same_runs_draw_one_curve():
+    from maelab.report.sections.study import _curves
+
+    runs = {"1": [{"step": 8, "s_g_topk": 0.5}], "2": [{"step": 8, "s_g_topk": 0.7}]}
+    other = {"1": [{"step": 8, "s_g_topk": 0.1}], "2": [{"step": 8, "s_g_topk": 0.3}]}
+    lines = _curves({"patch": runs, "cell": other, "ratio=0.75": runs}, "s_g_topk")
+    assert lines == {
+        "patch = ratio=0.75 (mean of 2 seeds)": [(8, 0.6)],
+        "cell (mean of 2 seeds)": [(8, 0.2)],
+    }
