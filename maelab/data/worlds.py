@@ -79,18 +79,6 @@ STUDY_32PX_NO_REGIONS = register_world(
         description="the study world's generator with every 4 px patch its own cell and its own "
         "region: patches share only z_g, so a near visible patch tells no more about a removed "
         "one than a far one (the control world of Cao Q5's knock-out)",
-        config=SyntheticConfig(
-            version=2,
-            image_size=32,
-            cell_size=4,
-            region_cells=1,
-            global_dim=4,
-            region_noise_dim=2,
-            cell_noise_dim=2,
-            region_noise_std=0.3,
-            cell_noise_std=0.3,
-            global_shift=5.0,
-            tied=True,
-        ),
+        config=STUDY_32PX.config.model_copy(update={"cell_size": 4, "region_cells": 1}),
     )
 )

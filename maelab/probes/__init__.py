@@ -206,6 +206,14 @@ class Question:
     needs_data: str = ""  # non-empty: only on this data set (its known answer lives there)
     from_runs: str = ""  # non-empty: measured over trained runs, not on one checkpoint (how)
 
+    @property
+    def how(self) -> str:
+        """The command that measures the question."""
+        if self.from_runs:
+            return self.from_runs
+        probes = "maelab analyze probes --ckpt RUN/checkpoints/last.pt"
+        return f"maelab pretrain -c {self.needs_data}, then {probes}" if self.needs_data else probes
+
 
 # question -> its experiment function: the one table to edit when an experiment is added
 # (e.g. ``run=position.q1_experiment``); None is reported and skipped by the runner.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -20,8 +20,12 @@ def in_memory(split: Split, limit: int = 4096) -> ImageSet:
     at the split's image size) so the probes can index them."""
     if isinstance(split, ImageSet):
         return split
-    count = min(len(split), limit)
-    pairs = [split.eval_dataset[i] for i in range(count)]
+    return _read_streamed(split, range(min(len(split), limit)))
+
+
+def _read_streamed(split: Split, index: Iterable[int]) -> ImageSet:
+    """The images at `index` of a streamed split, read un-augmented, as an in-memory set."""
+    pairs = [split.eval_dataset[int(i)] for i in index]
     return ImageSet(
         images=torch.stack([x for x, _ in pairs]),  # (N, C, H, W) uint8
         labels=torch.tensor([int(y) for _, y in pairs]),
@@ -52,14 +56,7 @@ def spread_sample(split: Split, count: int | None) -> ImageSet:
             std=split.std,
             latents={k: v[index] for k, v in split.latents.items()},
         )
-    pairs = [split.eval_dataset[int(i)] for i in index]
-    return ImageSet(
-        images=torch.stack([x for x, _ in pairs]),  # (N, C, H, W) uint8
-        labels=torch.tensor([int(y) for _, y in pairs]),
-        num_classes=split.num_classes,
-        mean=split.mean,
-        std=split.std,
-    )
+    return _read_streamed(split, index.tolist())
 
 
 def fit_to_model(images: ImageSet, arch: MAEArch, imagenet_stats: bool = False) -> ImageSet:

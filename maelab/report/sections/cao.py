@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maelab import verdicts as vd
+from maelab.probes import QUESTIONS as EXPERIMENTS
 from maelab.probes import decoder_ablation
 from maelab.probes import figures as probe_figures
 from maelab.probes.questions import QUESTIONS
@@ -32,20 +33,6 @@ PROBE_TITLES = [
     ("interpolation", "Q5 interpolation"),
 ]
 OUTCOME_AGREES = {"agrees": True, "disagrees": False}  # other outcomes: measured, undecided
-# a question nothing here measured: its claim as the experiment states it, and what decides it
-UNMEASURED = {
-    "Q1": ("a position table learned from random init acts as coordinates (beyond shuffled "
-           "positions)", "maelab analyze probes --ckpt RUN/checkpoints/last.pt (a run with "
-           "model.pos_embed_init=random)"),
-    "Q2": ("the masked-patch error follows the low-rank optimum (knee at k = visible patches)",
-           "maelab pretrain -c lowrank, then maelab analyze probes"),
-    "Q3": ("skip connections and scaled softmax attention keep each block's perturbation gain "
-           "near 1", "maelab analyze probes --ckpt RUN/checkpoints/last.pt"),
-    "Q4": ("the decoder matters for the encoder (linear head / one block / deep)",
-           "maelab sweep -c cao_q4, then maelab analyze decoder --sweep runs/cao_q4"),
-    "Q5": ("masked patches are filled by global interpolation (near knock-out vs a ridge "
-           "reference)", "maelab analyze probes --ckpt RUN/checkpoints/last.pt"),
-}  # fmt: skip
 
 
 def _probe_folders(c: Collected) -> list[Path]:
@@ -126,8 +113,8 @@ def _row_without_verdict(question: str, res: dict[str, Any], by_depth: Any) -> c
     v = _fallback(question, res, by_depth)
     if not v.measured.startswith(("not measured", "needs runs")):
         return v
-    claim, command = UNMEASURED[question]
-    return claims.Verdict(claims.CAO, f"{question}: {claim}", f"not measured here: {command}", None)
+    q = EXPERIMENTS[question]
+    return claims.Verdict(claims.CAO, f"{question}: {q.title}", f"not measured here: {q.how}", None)
 
 
 def cao_section(ctx: ReportContext) -> Section:
