@@ -26,10 +26,12 @@ from maelab.experiments.plan import SweepPlan, get_dotted, load_sweep
 from maelab.experiments.study_readout import latent_dimension
 from maelab.experiments.study_rows import (
     NOT_IN_DEMO,
+    REAL_MAE,
     StudyRuns,
     StudyTable,
     build_table,
     conditions_of,
+    real_image_specs,
     study_specs,
 )
 from maelab.experiments.sweep import SweepResult, run_sweep
@@ -52,6 +54,7 @@ class DemoSettings(Strict):
     full: list[str] = []  # key=value overrides applied by --full (more seeds and steps)
     full_grids: list[dict[str, list[Any]]] = []  # grids --full adds (the mask-ratio sweep)
     report: str = "report.html"  # file name inside the sweep folder
+    real: str | None = None  # a demo YAML --full runs as well, into OUT/real (real images)
 
 
 class DemoFile(Strict):
@@ -66,6 +69,23 @@ class DemoFile(Strict):
     @classmethod
     def _empty_section(cls, v: Any) -> Any:
         return {} if v is None else v  # `demo:` with nothing under it
+
+
+REAL_DIR = "real"  # the real-image part's sweep folder inside the study folder
+SHARED_SWEEP_KEYS = ("sweep.seeds=", "sweep.workers=", "sweep.threads=")  # reach both parts
+
+
+@dataclass
+class RealPart:
+    """The real-image part of `--full`: its sweep plan, its conditions and its data's name (the
+    prefix of its conditions and claims in verdicts.json)."""
+
+    plan: SweepPlan
+    settings: DemoSettings
+
+    @property
+    def label(self) -> str:
+        return str(build_config(self.plan.base).data.name)
 
 
 @dataclass
@@ -104,6 +124,35 @@ def plan_demo(
         plan = load_sweep(files, [*overrides, f"sweep.grids={_flow(grids)}"], out=out)
         settings.conditions.update(ratio_conditions(settings.full_grids))
     return plan, settings
+
+
+def plan_real(
+    settings: DemoSettings,
+    study_dir: Path,
+    overrides: list[str] | None = None,
+    quick: bool = False,
+) -> RealPart | None:
+    """The real-image part `--full` adds (`demo.real`: a shipped config name or a YAML path),
+    swept into STUDY/real; None when the demo names none. Of the user's overrides only
+    `sweep.seeds`, `sweep.workers` and `sweep.threads` reach it (the rest describe the world)."""
+    if not settings.real:
+        return None
+    path = Path(settings.real)
+    files = [str(path if path.suffix in (".yaml", ".yml") else CONFIG_DIR / f"{path}.yaml")]
+    if not Path(files[0]).is_file():
+        raise ConfigError(
+            f"demo.real '{settings.real}' is neither a YAML file nor a shipped config name"
+        )
+    shared = [o for o in overrides or [] if o.startswith(SHARED_SWEEP_KEYS)]
+    real = demo_settings(files, shared)
+    chosen = [*(real.quick if quick else []), *shared]
+    plan = load_sweep(files, chosen, out=str(study_dir / REAL_DIR))
+    part = RealPart(plan, demo_settings(files, chosen))
+    if REAL_MAE not in part.settings.conditions:
+        raise ConfigError(
+            f"{files[0]}: demo.conditions needs '{REAL_MAE}' (the MAE the other rows compare with)"
+        )
+    return part
 
 
 def _flow(value: Any) -> str:
@@ -151,9 +200,13 @@ def run_demo(
     say(f"demo: {len(plan.points)} runs in {plan.dir} ({plan.settings.workers} at a time)")
     result = run_sweep(plan, quiet=quiet)
     stages = {"sweep": time.time() - t0}
-    if result.failed:
-        first = next(iter(result.failed.items()))
-        raise ConfigError(f"{len(result.failed)} demo run(s) failed, e.g. {first[0]}: {first[1]}")
+    _check_runs(result)
+    real = plan_real(settings, plan.dir, overrides, quick) if full else None
+    if real is not None:
+        say(f"demo: {len(real.plan.points)} runs on {real.label} in {real.plan.dir}")
+        t_real = time.time()
+        _check_runs(run_sweep(real.plan, quiet=quiet))
+        stages["real"] = time.time() - t_real
 
     t1 = time.time()
     if settings.probes:
@@ -164,12 +217,18 @@ def run_demo(
     stages["probes"] = time.time() - t1
 
     t2 = time.time()
-    table = decide_study(plan, settings)
+    table = decide_study(plan, settings, real)
     stages["verdicts"] = time.time() - t2
     say("demo: writing the report")
     report = build_report(plan.dir, plan.dir / settings.report, title="maelab demo")
     stages["report"] = time.time() - t2 - stages["verdicts"]
     return DemoResult(plan.dir, report, result, table, time.time() - t0, stages)
+
+
+def _check_runs(result: SweepResult) -> None:
+    if result.failed:
+        first = next(iter(result.failed.items()))
+        raise ConfigError(f"{len(result.failed)} demo run(s) failed, e.g. {first[0]}: {first[1]}")
 
 
 def study_runs(plan: SweepPlan, conditions: dict[str, dict[str, Any]]) -> StudyRuns:
@@ -203,14 +262,37 @@ def curves(plan: SweepPlan, conditions: dict[str, dict[str, Any]]) -> dict[str, 
     return out
 
 
-def decide_study(plan: SweepPlan, settings: DemoSettings) -> StudyTable:
-    """Decide the rows, write `verdicts.json` and `study.json` into the sweep folder."""
+def _ratio_names(conditions: dict[str, Any]) -> list[str]:
+    """The `ratio=R` conditions, by ascending R."""
+    return sorted((c for c in conditions if c.startswith("ratio=")), key=lambda c: float(c[6:]))
+
+
+def decide_real(real: RealPart) -> StudyTable:
+    """The real-image rows (their own Holm family); conditions and claims carry the data's name."""
+    conditions = real.settings.conditions
+    runs = study_runs(real.plan, conditions)
+    label = real.label
+    runs.runs = {f"{label} {name}": by_seed for name, by_seed in runs.runs.items()}
+    specs = real_image_specs(label, [f"{label} {c}" for c in _ratio_names(conditions)])
+    return build_table(runs, specs, [f"{label} {c}" for c in conditions])
+
+
+def decide_study(
+    plan: SweepPlan, settings: DemoSettings, real: RealPart | None = None
+) -> StudyTable:
+    """Decide the rows, write `verdicts.json` and `study.json` into the sweep folder (with
+    `real`, the real-image rows follow the world's)."""
     conditions = settings.conditions
     runs = study_runs(plan, conditions)
-    ratios = sorted((c for c in conditions if c.startswith("ratio=")), key=lambda c: float(c[6:]))
-    table = build_table(runs, study_specs(ratios), list(conditions))
+    table = build_table(runs, study_specs(_ratio_names(conditions)), list(conditions))
     table.undecided.extend(NOT_IN_DEMO)
     table.curves = curves(plan, conditions)
+    real_table = decide_real(real) if real is not None else None
+    if real_table is not None:
+        table.regime.extend(real_table.regime)
+        table.verdicts.extend(real_table.verdicts)
+        table.derived.update(real_table.derived)
+        table.undecided.extend(real_table.undecided)
     base = build_config(plan.base)
     record = vd.Verdicts(
         commit=vd.git_commit(Path(__file__).resolve().parent),
@@ -218,6 +300,11 @@ def decide_study(plan: SweepPlan, settings: DemoSettings) -> StudyTable:
             {
                 "base": base.model_dump(mode="json"),
                 "sweep": plan.settings.model_dump(mode="json"),
+                **(
+                    {"real": build_config(real.plan.base).model_dump(mode="json")}
+                    if real is not None
+                    else {}
+                ),
             }
         ),
         regime=tuple(table.regime),
@@ -229,6 +316,7 @@ def decide_study(plan: SweepPlan, settings: DemoSettings) -> StudyTable:
         {
             "conditions": conditions,
             "seeds": sorted({p.seed for p in plan.points}),
+            "real": _real_summary(real),
             "derived": table.derived,
             "undecided": [vars(u) for u in table.undecided],
             "curves": table.curves,
@@ -241,3 +329,16 @@ def decide_study(plan: SweepPlan, settings: DemoSettings) -> StudyTable:
         },
     )
     return table
+
+
+def _real_summary(real: RealPart | None) -> dict[str, Any] | None:
+    """What study.json says of the real-image part (None without one)."""
+    if real is None:
+        return None
+    return {
+        "data": real.label,
+        "dir": REAL_DIR,
+        "conditions": real.settings.conditions,
+        "seeds": sorted({p.seed for p in real.plan.points}),
+        "pixels": study_runs(real.plan, real.settings.conditions).pixels,
+    }

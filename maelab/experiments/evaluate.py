@@ -24,12 +24,19 @@ from maelab.evaluation.features import Features, encoder_features, pixel_feature
 from maelab.evaluation.knn import knn_accuracy
 from maelab.evaluation.linear_probe import LinearProbeConfig, linear_probe
 from maelab.evaluation.splits import cached_splits
-from maelab.experiments.study_readout import learning_curve, principal_k, study_metrics
+from maelab.experiments.study_readout import (
+    HELD_RANK,
+    curve_row,
+    learning_curve,
+    principal_k,
+    study_metrics,
+)
 from maelab.metrics import collapse_stats, normalised_alignment
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import Pool
 from maelab.probes.identifiability import identifiability, pixel_identifiability
 from maelab.probes.inputs import take
+from maelab.recipes import apply_recipe
 from maelab.run_folder import RunFolder, write_json_atomic
 
 
@@ -155,9 +162,10 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
         rand, _ = evaluate_model(random_encoder(model.arch, cfg.train.seed), cfg, splits, plain)
         metrics.update({f"random.{k}": v for k, v in rand.items()})
         per_epoch = max(1, len(splits.train) // cfg.train.batch_size)
+        final = curve_row(metrics) if HELD_RANK in metrics else None
         curve = learning_curve(
             folder.root, splits, per_epoch, eval_cfg.study_images, cfg.train.seed,
-            principal_k(cfg),
+            principal_k(cfg), final,
         )  # fmt: skip
     epochs = [r for r in read_metrics(folder.metrics) if r.get("kind") == "epoch"]
     if epochs:
@@ -183,6 +191,7 @@ def evaluate_baselines(
     like a run; metrics and spectra are written to `out_dir/results.json`."""
     eval_cfg = eval_cfg or EvalConfig()
     splits = cached_splits(cfg.data)
+    cfg, _ = apply_recipe(cfg, splits)  # the architecture the runs' recipe gives them
     model = random_encoder(build_model_for(cfg, splits).arch, cfg.train.seed)
     rand, rand_spec = evaluate_model(model, cfg, splits, eval_cfg)
     pix, pix_spec = evaluate_pixels(cfg, splits, eval_cfg, model.patch_size)

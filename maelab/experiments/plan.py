@@ -53,7 +53,8 @@ class SweepConfig(Strict):
     """The `sweep:` section of a sweep YAML (everything else in the file is the base config)."""
 
     grid: dict[str, list[Any]] = {}  # field -> values; the runs are the product of the axes
-    grids: list[dict[str, list[Any]]] = []  # several grids; their union of points is run
+    grids: list[dict[str, Any]] = []  # several grids; their union of points is run
+    # (a grid's `first_seeds: N` runs that grid on the first N seeds only)
     seeds: list[int] | None = None  # train.seed of each point; None: the base config's seed
     dir: str | None = None  # the sweep folder; None: the base config's run_dir
     workers: int = 1  # runs trained at the same time (processes); 1: in this process
@@ -147,9 +148,10 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def expand_grids(
-    grids: list[dict[str, list[Any]]], seeds: list[int]
+    grids: list[dict[str, Any]], seeds: list[int]
 ) -> tuple[list[SweepPoint], list[str]]:
-    """The union of the grids' products, times the seeds; duplicates kept once, in order.
+    """The union of the grids' products, times the seeds (the first `first_seeds` of them where
+    a grid says so); duplicates kept once, in order.
 
     Every point names every axis of every grid; a grid that lacks an axis leaves it at the base
     value (recorded as None here, filled from the base config by `expand_sweep`).
@@ -157,6 +159,8 @@ def expand_grids(
     keys: list[str] = []
     for grid in grids:
         for key, values in grid.items():
+            if key == GRID_SEEDS:
+                continue
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"sweep grid axis '{key}' must be a non-empty list of values")
             if key not in keys:
@@ -164,10 +168,11 @@ def expand_grids(
     points: list[SweepPoint] = []
     seen: set[str] = set()
     for grid in grids or [{}]:
-        axes = list(grid)
+        axes = [k for k in grid if k != GRID_SEEDS]
+        grid_seeds = seeds[: first_seeds(grid[GRID_SEEDS])] if GRID_SEEDS in grid else seeds
         for combo in itertools.product(*(grid[k] for k in axes)):
             chosen = dict(zip(axes, combo, strict=True))
-            for seed in seeds:
+            for seed in grid_seeds:
                 values = {k: chosen.get(k, _UNSET) for k in keys}
                 point = SweepPoint("", values, seed)
                 key = json.dumps([values, seed], sort_keys=True, default=str)
@@ -178,6 +183,15 @@ def expand_grids(
 
 
 _UNSET = "__base__"
+GRID_SEEDS = (
+    "first_seeds"  # a grid run on the first N of the sweep's seeds only: {.., first_seeds: 3}
+)
+
+
+def first_seeds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"a grid's first_seeds={value!r} must be a positive integer, e.g. 3")
+    return value
 
 
 def get_dotted(tree: dict[str, Any], dotted: str) -> Any:
@@ -247,7 +261,8 @@ def load_sweep(
 
 # ---------------------------------------------------------------- checks and manifest
 def config_mismatch(run_dir: Path, cfg: Config) -> list[str]:
-    """Fields where the config stored in a run folder differs from `cfg` (run_dir excluded)."""
+    """Fields set in `cfg` whose value differs from the config stored in a run folder (run_dir
+    excluded); fields `cfg` leaves unset are the run's recipe's to fill (maelab.recipes)."""
     path = RunFolder(run_dir).config
     if not path.is_file():
         return []
@@ -255,10 +270,17 @@ def config_mismatch(run_dir: Path, cfg: Config) -> list[str]:
         stored = build_config(yaml.safe_load(path.read_text()) or {}).model_dump(mode="json")
     except (ConfigError, yaml.YAMLError):
         return ["config.yaml (unreadable)"]
-    ours = cfg.model_dump(mode="json")
+    ours = cfg.model_dump(mode="json", exclude_unset=True)
     diffs: list[str] = []
-    _diff(stored, ours, "", diffs)
+    _diff(_only(stored, ours), ours, "", diffs)
     return [d for d in diffs if not d.startswith("run_dir")]
+
+
+def _only(tree: Any, keys: Any) -> Any:
+    """`tree` cut to the keys of `keys` (nested dicts)."""
+    if not (isinstance(tree, dict) and isinstance(keys, dict)):
+        return tree
+    return {k: _only(tree.get(k), v) for k, v in keys.items()}
 
 
 def _diff(a: Any, b: Any, prefix: str, out: list[str]) -> None:

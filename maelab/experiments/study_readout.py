@@ -41,6 +41,7 @@ from maelab.probes.selectivity import (
 from maelab.run_folder import RunFolder
 
 CURVE_READOUTS = ("z_g", "s_g", "e_r")  # the regime readouts followed over training
+HELD_RANK = "curve.effective_rank"  # effective rank of the held-out images' pooled features
 MASK_STREAM = 7  # generator offset of the readout masks, apart from training's streams
 
 
@@ -105,7 +106,18 @@ def study_metrics(
         pf, ph = principal_views(*views[f"full.{source}"], k)
         for name, value in selectivity(pf, fit, ph, held, seed=seed).linear.items():
             out[f"selp.full.{source}.{name}"] = value
+    out[HELD_RANK] = effective_rank(views["full.encoder"][1].pooled)
     return out
+
+
+def curve_row(metrics: dict[str, float]) -> dict[str, float]:
+    """The learning curve's row of the checkpoint `study_metrics` read (its final one), taken
+    from those metrics instead of encoding the same images again."""
+    row = {r: metrics[f"sel.full.encoder.{r}"] for r in CURVE_READOUTS}
+    row = {r: v for r, v in row.items() if not math.isnan(v)}
+    row["effective_rank"] = metrics[HELD_RANK]
+    row["s_g_topk"] = metrics["selp.full.encoder.s_g"]
+    return row
 
 
 def principal_k(cfg: Config) -> int:
@@ -127,10 +139,12 @@ def learning_curve(
     images: int = 512,
     seed: int = 0,
     k: int | None = None,
+    final: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """The readouts (full view, linear) and the effective rank of the pooled held-out features
     of every numbered checkpoint of a run and of its final one, by step; with `k` also the
-    regime gate's ``s_g_topk`` (s_g on the top-k principal directions)."""
+    regime gate's ``s_g_topk`` (s_g on the top-k principal directions). `final`: the final
+    checkpoint's row when already read (`curve_row`), so that it is not encoded again."""
     train, test = splits.train, splits.test
     if not (isinstance(train, ImageSet) and isinstance(test, ImageSet) and train.latents):
         return []
@@ -140,10 +154,13 @@ def learning_curve(
     points = [
         (checkpoint_step(p, steps_per_epoch), p) for p in folder.checkpoints.glob("epoch_*.pt")
     ]
-    final = folder.latest_step()
-    if folder.last_checkpoint.is_file() and final > max((s for s, _ in points), default=-1):
-        points.append((final, folder.last_checkpoint))  # the curve ends where training did
+    final_step = folder.latest_step()
+    if folder.last_checkpoint.is_file() and final_step > max((s for s, _ in points), default=-1):
+        points.append((final_step, folder.last_checkpoint))  # the curve ends where training did
     for step, path in sorted(points):
+        if final is not None and step == final_step:  # the weights study_metrics read
+            curve.append({"step": step, **final})
+            continue
         net, _ = load_pretrained(path)
         vf, vh = encoder_view(net, fit), encoder_view(net, held)
         res = selectivity(vf, fit, vh, held, seed=seed, readouts=CURVE_READOUTS)

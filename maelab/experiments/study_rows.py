@@ -88,16 +88,17 @@ def conditions_of(
 
 
 def gate(runs: StudyRuns, condition: str, readout: str) -> vd.RegimeRecord | None:
-    """The regime record of one condition on one readout (None when it has no runs)."""
+    """The regime record of one condition on one readout (None when it has no runs, or its runs
+    lack the readout: real images have no latents)."""
     label, enc, rnd, pix = GATES[readout]
     seeds = runs.seeds(condition)
     if not seeds:
         return None
+    encoder, random = runs.values(condition, enc, seeds), runs.values(condition, rnd, seeds)
+    if any(math.isnan(x) for x in (*encoder, *random)):
+        return None
     return vd.regime_record(
-        f"{condition} · {label}",
-        runs.values(condition, enc, seeds),
-        runs.values(condition, rnd, seeds),
-        runs.values(condition, pix, seeds),
+        f"{condition} · {label}", encoder, random, runs.values(condition, pix, seeds)
     )
 
 
@@ -189,7 +190,7 @@ def build_table(runs: StudyRuns, specs: list[RowSpec], conditions: list[str]) ->
     for cond in conditions:
         for readout in GATES:
             rec = gate(runs, cond, readout)
-            if rec is not None and not math.isnan(rec.encoder):
+            if rec is not None:
                 regime.append(rec)
                 reached[(cond, readout)] = rec.reached
     rows, derived, undecided = [], {}, []
@@ -274,6 +275,39 @@ def study_specs(ratio_conditions: list[str] | None = None) -> list[RowSpec]:
                 RowSpec(k, f"{label} peaks at an intermediate mask ratio", inner[0], None,
                         peak(key, inner, ends), margin, predicted="increase")
             )  # fmt: skip
+    return specs
+
+
+REAL_MAE, REAL_UMAE = "ratio=0.75", "umae"  # condition names of the real-image part
+
+
+def real_image_specs(label: str, ratio_conditions: list[str]) -> list[RowSpec]:
+    """The rows that need no latents, on real images (`--full`'s real part, docs/theory.md):
+    conditions are named `<label> ratio=R` (MAE) and `<label> umae`; every condition's gate is
+    the linear probe's top-1 against the same seed's random encoder."""
+    z, k = "Zhang", "Kong"
+    mae, umae = f"{label} {REAL_MAE}", f"{label} {REAL_UMAE}"
+    specs = [
+        RowSpec(z, f"{label}: MAE aligns mask-induced positive pairs (normalised alignment, "
+                "trained - untrained)", mae, None,
+                own_minus("alignment_norm", "random.alignment_norm"), ALIGN_MARGIN,
+                predicted="increase", gates=("top1",)),
+        RowSpec(z, f"{label}: MAE collapses dimensions (log effective rank, trained / "
+                "untrained)", mae, None, log_ratio("effective_rank", "random.effective_rank"),
+                LOG_MARGIN, predicted="decrease", gates=("top1",)),
+        RowSpec(z, f"{label}: U-MAE improves the linear probe over MAE (top-1 points)", umae,
+                mae, diff("linear_top1"), TOP1_MARGIN, predicted="increase", gates=("top1",)),
+        RowSpec(z, f"{label}: U-MAE raises effective rank (the regulariser doing what it "
+                "optimises)", umae, mae, log_ratio("effective_rank"), LOG_MARGIN,
+                predicted="increase", gates=("top1",), kind="instrument"),
+    ]  # fmt: skip
+    if len(ratio_conditions) >= 3:
+        ends, inner = [ratio_conditions[0], ratio_conditions[-1]], ratio_conditions[1:-1]
+        specs.append(
+            RowSpec(k, f"{label}: the linear probe peaks at an intermediate mask ratio",
+                    inner[0], None, peak("linear_top1", inner, ends), TOP1_MARGIN,
+                    predicted="increase", gates=("top1",))
+        )  # fmt: skip
     return specs
 
 

@@ -117,7 +117,7 @@ def run_sweep(plan: SweepPlan, quiet: bool = False) -> SweepResult:
             skipped.append(BASELINE_DIR)
         else:
             base_tree = build_config(deep_merge(plan.base, {"run_dir": str(base_dir)})).model_dump(
-                mode="json"
+                mode="json", exclude_unset=True
             )
             jobs.append(
                 (
@@ -138,7 +138,13 @@ def run_sweep(plan: SweepPlan, quiet: bool = False) -> SweepResult:
             (
                 p.name,
                 execute_point,
-                (cfg.model_dump(mode="json"), eval_tree, list(s.probes), threads),
+                # only the fields the sweep sets: the run's recipe fills the others
+                (
+                    cfg.model_dump(mode="json", exclude_unset=True),
+                    eval_tree,
+                    list(s.probes),
+                    threads,
+                ),
                 run_dir,
                 planned_steps(cfg),
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from maelab.config import load_config
 from maelab.evaluation.splits import cached_splits
 from maelab.experiments.study_readout import learning_curve
@@ -19,3 +21,23 @@ def test_curve_ends_at_the_final_step_without_repeating_a_numbered_checkpoint(tm
     again = tmp_path / "again"
     pretrain_tiny(again, "train.epochs=2", "train.save_every=2")  # the final one is numbered
     assert [row["step"] for row in learning_curve(again, splits, 4, images=32)] == [8]
+
+
+def test_final_row_from_the_study_readouts_equals_the_recomputed_one(tmp_path) -> None:
+    """evaluate_run takes the curve's final row from study_metrics instead of encoding the same
+    images again: both ways give the same numbers."""
+    from maelab.evaluation.checkpoints import load_pretrained
+    from maelab.experiments.study_readout import curve_row, principal_k, study_metrics
+
+    run = tmp_path / "run"
+    pretrain_tiny(run, "train.epochs=2", "train.save_every=1")  # epoch_0001, epoch_0002 (final)
+    model, cfg = load_pretrained(run / "checkpoints" / "last.pt")
+    splits = cached_splits(cfg.data)
+    metrics = study_metrics(model, cfg, splits, images=32)
+    k = principal_k(cfg)
+    recomputed = learning_curve(run, splits, 4, images=32, seed=cfg.train.seed, k=k)
+    reused = learning_curve(run, splits, 4, 32, cfg.train.seed, k, final=curve_row(metrics))
+    assert [r["step"] for r in reused] == [r["step"] for r in recomputed] == [4, 8]
+    assert reused[0] == recomputed[0]  # the numbered checkpoint is read as before
+    for key, value in recomputed[-1].items():
+        assert reused[-1][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key

@@ -160,3 +160,41 @@ def test_sweep_probes_and_baselines_are_written(tiny_yaml, tmp_path):
     base = json.loads((out / "baselines" / "results.json").read_text())["baselines"]
     assert set(base) == {"random_init", "pixels"}
     assert base["pixels"]["dim"] == 3 * 16 * 16 and "r2.global" in base["random_init"]
+
+
+def test_a_grid_may_run_on_the_first_seeds_only():
+    points, keys = expand_grids([{"a": [1, 2]}, {"b": ["x"], "first_seeds": 1}], [3, 4])
+    assert keys == ["a", "b"]  # `first_seeds` is no axis
+    assert sorted((p.values["a"], p.seed) for p in points if p.values["b"] != "x") == [
+        (1, 3), (1, 4), (2, 3), (2, 4)
+    ]  # fmt: skip
+    assert [p.seed for p in points if p.values["b"] == "x"] == [3]
+    for bad in (0, "3", [3]):
+        with pytest.raises(ConfigError, match="positive integer"):
+            expand_grids([{"b": ["x"], "first_seeds": bad}], [0])
+
+
+@pytest.mark.slow
+def test_sweep_runs_get_their_recipe_and_resume_without_a_mismatch(tmp_path):
+    """A sweep on small images fills what its YAML leaves unset from the small-data recipe (as
+    `maelab pretrain` does), scores the baselines' random encoder with the recipe's architecture,
+    and a rerun of the same sweep finds its runs finished (no config mismatch)."""
+    cfg = tmp_path / "digits.yaml"
+    cfg.write_text(
+        "data: {name: digits, num_train: 128, num_test: 64, num_workers: 0}\n"
+        "train: {epochs: 1, batch_size: 32, log_every: 1}\n"
+        "sweep: {grid: {mask.ratio: [0.75]}, seeds: [0],\n"
+        "        eval: {pool: mean, linear_probe: {epochs: 1, warmup_epochs: 0}, view_images: 32,\n"
+        "               identifiability: false}}\n"
+    )
+    plan = load_sweep([str(cfg)], out=str(tmp_path / "sweep"))
+    res = run_sweep(plan, quiet=True)
+    assert not res.failed and len(res.ran) == 2
+    stored = (tmp_path / "sweep" / plan.points[0].name / "config.yaml").read_text()
+    assert "blr: 0.002" in stored and "depth: 6" in stored  # the small-data recipe's
+    base = json.loads((tmp_path / "sweep" / "baselines" / "results.json").read_text())
+    run = json.loads((tmp_path / "sweep" / plan.points[0].name / "results.json").read_text())
+    # the recipe's 128-wide encoder, not the default (tiny, 192 wide)
+    assert base["baselines"]["random_init"]["dim"] == run["metrics"]["dim"] == 128
+    again = run_sweep(load_sweep([str(cfg)], out=str(tmp_path / "sweep")), quiet=True)
+    assert not again.failed and not again.ran
