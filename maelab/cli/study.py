@@ -112,8 +112,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the theory study on the study world: verdicts.json and an HTML report",
-        description="Mask units patch / cell / region / straddled region at ratio 0.75 and "
-        "U-MAE, 3 seeds (--full: the mask-ratio sweep, 5 seeds, longer runs); each run probed "
+        description="Mask units patch / cell / region / straddled region at ratio 0.75, 5 "
+        "seeds, and U-MAE, 3 seeds (--full: the mask-ratio sweep, longer runs, and the "
+        "real-image rows on digits, demo_real.yaml); each run probed "
         "beside the same seed's random encoder and raw pixels; rows decided by paired "
         "intervals over seeds into OUT/verdicts.json and OUT/report.html. Resumable. Budget: "
         "edit maelab/configs/demo.yaml or pass key=value.",
@@ -129,7 +130,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quick", action="store_true", help="a few steps per run (checks the pipeline)")
     p.add_argument(
-        "--full", action="store_true", help="add the mask-ratio sweep, 5 seeds, longer runs"
+        "--full",
+        action="store_true",
+        help="add the mask-ratio sweep, longer runs and the real-image rows (digits)",
     )
     p.add_argument("--out", default=None, help="study folder (default: runs/demo)")
     p.add_argument("--quiet", action="store_true", help="no progress display")

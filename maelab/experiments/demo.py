@@ -5,7 +5,9 @@ top of it) set everything: the base config, the `sweep:` section (mask units pat
 region / straddled region and U-MAE, over seeds) and a `demo:` section (the named conditions
 the verdict rows compare, the overrides of `--quick` and `--full`). After the sweep the demo
 decides the rows (`maelab.experiments.study_rows`), writes `verdicts.json` and `study.json`
-into the sweep folder, then the HTML report.
+into the sweep folder, then the HTML report. `--full` also sweeps `demo.real`
+(`maelab/configs/demo_real.yaml`: the rows that need no latents, on digits) into OUT/real; its
+rows follow the world's in `verdicts.json` as a table of their own (its own Holm family).
 """
 
 from __future__ import annotations

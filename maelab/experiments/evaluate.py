@@ -162,11 +162,13 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
         rand, _ = evaluate_model(random_encoder(model.arch, cfg.train.seed), cfg, splits, plain)
         metrics.update({f"random.{k}": v for k, v in rand.items()})
         per_epoch = max(1, len(splits.train) // cfg.train.batch_size)
-        final = curve_row(metrics) if HELD_RANK in metrics else None
+        read = f"{HELD_RANK}.encoder" in metrics  # the study readouts ran (data with latents)
         curve = learning_curve(
             folder.root, splits, per_epoch, eval_cfg.study_images, cfg.train.seed,
-            principal_k(cfg), final,
+            principal_k(cfg), curve_row(metrics) if read else None,
         )  # fmt: skip
+        if read and curve:  # step 0: the untrained network the run started from
+            curve.insert(0, {"step": 0, **curve_row(metrics, "random")})
     epochs = [r for r in read_metrics(folder.metrics) if r.get("kind") == "epoch"]
     if epochs:
         metrics["final_loss"] = float(epochs[-1]["loss"])

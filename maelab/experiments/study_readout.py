@@ -106,17 +106,19 @@ def study_metrics(
         pf, ph = principal_views(*views[f"full.{source}"], k)
         for name, value in selectivity(pf, fit, ph, held, seed=seed).linear.items():
             out[f"selp.full.{source}.{name}"] = value
-    out[HELD_RANK] = effective_rank(views["full.encoder"][1].pooled)
+    for source in ("encoder", "random"):
+        out[f"{HELD_RANK}.{source}"] = effective_rank(views[f"full.{source}"][1].pooled)
     return out
 
 
-def curve_row(metrics: dict[str, float]) -> dict[str, float]:
-    """The learning curve's row of the checkpoint `study_metrics` read (its final one), taken
-    from those metrics instead of encoding the same images again."""
-    row = {r: metrics[f"sel.full.encoder.{r}"] for r in CURVE_READOUTS}
+def curve_row(metrics: dict[str, float], source: str = "encoder") -> dict[str, float]:
+    """A learning-curve row taken from `study_metrics` instead of encoding the same images
+    again: `encoder` is the final checkpoint, `random` the same seed's untrained network (step 0
+    of the run: its initial weights)."""
+    row = {r: metrics[f"sel.full.{source}.{r}"] for r in CURVE_READOUTS}
     row = {r: v for r, v in row.items() if not math.isnan(v)}
-    row["effective_rank"] = metrics[HELD_RANK]
-    row["s_g_topk"] = metrics["selp.full.encoder.s_g"]
+    row["effective_rank"] = metrics[f"{HELD_RANK}.{source}"]
+    row["s_g_topk"] = metrics[f"selp.full.{source}.s_g"]
     return row
 
 

@@ -41,3 +41,31 @@ def test_final_row_from_the_study_readouts_equals_the_recomputed_one(tmp_path) -
     assert reused[0] == recomputed[0]  # the numbered checkpoint is read as before
     for key, value in recomputed[-1].items():
         assert reused[-1][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+
+
+def test_curve_starts_at_step_0_with_the_untrained_network(tmp_path) -> None:
+    """evaluate_run puts the run's initial network (the same seed's random encoder) at step 0,
+    read as every checkpoint is read."""
+    from maelab.evaluation.baselines import random_encoder
+    from maelab.evaluation.checkpoints import load_pretrained
+    from maelab.experiments.evaluate import EvalConfig, evaluate_run
+    from maelab.metrics import effective_rank
+    from maelab.probes.inputs import take
+    from maelab.probes.selectivity import encoder_view, selectivity
+
+    run = tmp_path / "run"
+    pretrain_tiny(run, "train.epochs=2", "train.save_every=1")
+    eval_cfg = EvalConfig(study=True, study_images=32, view_images=32, max_train=64,
+                          identifiability=False)  # fmt: skip
+    curve = evaluate_run(run, eval_cfg)["curve"]
+    assert [r["step"] for r in curve] == [0, 4, 8]
+    model, cfg = load_pretrained(run / "checkpoints" / "last.pt")
+    splits = cached_splits(cfg.data)
+    fit, held = take(splits.train, 32), take(splits.test, 32)
+    net = random_encoder(model.arch, cfg.train.seed)
+    vf, vh = encoder_view(net, fit), encoder_view(net, held)
+    res = selectivity(vf, fit, vh, held, seed=cfg.train.seed, readouts=("z_g", "s_g", "e_r"))
+    for r in ("z_g", "s_g", "e_r"):
+        assert curve[0][r] == pytest.approx(res.linear[r], rel=1e-6, abs=1e-9), r
+    assert curve[0]["effective_rank"] == pytest.approx(effective_rank(vh.pooled), rel=1e-6)
+    assert curve[0]["s_g"] != pytest.approx(curve[-1]["s_g"], abs=1e-9)  # not the trained one
