@@ -173,7 +173,10 @@ def test_resume_of_an_unreadable_last_pt_is_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ctrl_c_mid_run_exits_130_and_keeps_a_good_checkpoint(tmp_path):
-    args = [sys.executable, "-m", "maelab", "pretrain", *RUN, f"run_dir={tmp_path}", "--quiet"]
+    # 120 steps: the signal sent once the first last.pt (step 2) exists lands mid-run even on a
+    # fast machine (with RUN's 6 steps the run could finish first and exit 0)
+    run = [*RUN, "train.epochs=40", f"run_dir={tmp_path}", "--quiet"]
+    args = [sys.executable, "-m", "maelab", "pretrain", *run]
     proc = subprocess.Popen(
         args, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
