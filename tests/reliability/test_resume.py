@@ -171,6 +171,12 @@ def test_resume_of_an_unreadable_last_pt_is_one_line(tmp_path, capsys):
     assert rc == 1 and "cannot be read" in error_line(err)
 
 
+def _default_sigint() -> None:
+    """The child starts with Ctrl-C's default action, as a foreground command in a terminal does
+    (a shell's background job inherits SIGINT ignored, and Python then never raises on it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_mid_run_exits_130_and_keeps_a_good_checkpoint(tmp_path):
     # 120 steps: the signal sent once the first last.pt (step 2) exists lands mid-run even on a
@@ -178,8 +184,9 @@ def test_ctrl_c_mid_run_exits_130_and_keeps_a_good_checkpoint(tmp_path):
     run = [*RUN, "train.epochs=40", f"run_dir={tmp_path}", "--quiet"]
     args = [sys.executable, "-m", "maelab", "pretrain", *run]
     proc = subprocess.Popen(
-        args, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        args, cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=_default_sigint,
+    )  # fmt: skip
     last = tmp_path / "checkpoints" / "last.pt"
     deadline = time.time() + 240
     while not last.exists() and proc.poll() is None and time.time() < deadline:
