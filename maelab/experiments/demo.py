@@ -241,8 +241,13 @@ def study_runs(plan: SweepPlan, conditions: dict[str, dict[str, Any]]) -> StudyR
             metrics = read_json(RunFolder(plan.dir / plan.points[index].name).results)
             if metrics:
                 runs.setdefault(name, {})[seed] = metrics.get("metrics", {})
+    return StudyRuns(runs, pixel_baseline(plan))
+
+
+def pixel_baseline(plan: SweepPlan) -> dict[str, float]:
+    """The raw-pixel baseline's metrics of a sweep ({} before its baselines ran)."""
     base = read_json(RunFolder(RunFolder(plan.dir).baselines).results).get("baselines", {})
-    return StudyRuns(runs, dict(base.get("pixels", {})))
+    return dict(base.get("pixels", {}))
 
 
 def _members(
@@ -289,8 +294,8 @@ def decide_study(
     table = build_table(runs, study_specs(_ratio_names(conditions)), list(conditions))
     table.undecided.extend(NOT_IN_DEMO)
     table.curves = curves(plan, conditions)
-    real_table = decide_real(real) if real is not None else None
-    if real_table is not None:
+    if real is not None:
+        real_table = decide_real(real)
         table.regime.extend(real_table.regime)
         table.verdicts.extend(real_table.verdicts)
         table.derived.update(real_table.derived)
@@ -342,5 +347,5 @@ def _real_summary(real: RealPart | None) -> dict[str, Any] | None:
         "dir": REAL_DIR,
         "conditions": real.settings.conditions,
         "seeds": sorted({p.seed for p in real.plan.points}),
-        "pixels": study_runs(real.plan, real.settings.conditions).pixels,
+        "pixels": pixel_baseline(real.plan),  # not every run's results again
     }
