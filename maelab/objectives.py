@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from maelab.collectives import all_gather_with_grad
 from maelab.config import ObjectiveConfig
-from maelab.engine.distributed import all_gather_with_grad
 from maelab.metrics import uniformity_loss
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import pool_tokens

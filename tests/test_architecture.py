@@ -28,7 +28,7 @@ MAX_LINES = 400
 LONG_MODULES: dict[str, str] = {}
 # Where a function may import maelab: the CLI's handlers import their subcommand's code
 # lazily so that `maelab --help` stays fast.
-LAZY_IMPORTS_ALLOWED = {"cli/train.py", "cli/evaluate.py", "cli/study.py", "cli/common.py"}
+LAZY_IMPORTS_ALLOWED = {f"cli/{p.name}" for p in (PACKAGE / "cli").glob("*.py")}
 # import name -> distribution name, where they differ (the rest: the same, PEP 503-normalised)
 DISTRIBUTION_OF = {
     "yaml": "pyyaml",
@@ -164,7 +164,57 @@ def imports_of(package: Path) -> list[Import]:
     return list(dict.fromkeys(found))  # `from m import a, b` of one module: one import
 
 
+# The package's layers, lowest first: a module may import its own layer and the layers below,
+# never one above. A top-level module or subpackage of maelab must be named here.
+LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(names.split())
+    for names in (
+        "errors config run_folder stats verdicts_schema verdicts metrics plotting collectives",
+        "data",
+        "recipes",
+        "masking",
+        "models",
+        "objectives",
+        "engine",
+        "theory",  # analysis of the worlds: neither models/ nor engine/ may import it
+        "evaluation",
+        "probes",
+        "report",
+        "experiments",
+        "bench",
+        "cli",
+        "__main__",
+    )
+)
+
+
 # ---------------------------------------------------------------------------- checkers
+def layer_of(module: str, layers: tuple[frozenset[str], ...] = LAYERS) -> int | None:
+    """The index of a dotted module's layer (its first part below the package), or None."""
+    parts = module.split(".")
+    unit = parts[1] if len(parts) > 1 else "__init__"
+    if unit == "__init__":
+        return -1  # the package's own __init__ may re-export anything
+    return next((i for i, names in enumerate(layers) if unit in names), None)
+
+
+def upward_imports(
+    package: Path, layers: tuple[frozenset[str], ...] = LAYERS
+) -> tuple[list[Import], list[str]]:
+    """Imports of a layer above the importer's, and the modules no layer names."""
+    unknown = sorted(m for m in modules_of(package) if layer_of(m, layers) is None)
+    upward = []
+    for imp in imports_of(package):
+        if not imp.internal:
+            continue
+        low, high = layer_of(imp.importer, layers), layer_of(imp.target, layers)
+        if low is None or high is None or low == -1:
+            continue
+        if high > low:
+            upward.append(imp)
+    return upward, unknown
+
+
 def import_cycles(package: Path) -> list[list[Import]]:
     """One cycle (as its chain of imports) per group of mutually importing modules."""
     edges: dict[str, dict[str, Import]] = {m: {} for m in modules_of(package)}
@@ -321,6 +371,30 @@ def test_no_import_cycle() -> None:
             "import cycles among maelab's modules:\n"
             + "\n".join(format_cycle(c, ROOT) for c in cycles)
         )
+
+
+def test_no_module_imports_a_layer_above_it() -> None:
+    upward, unknown = upward_imports(PACKAGE)
+    assert not unknown, f"modules in no layer (add them to LAYERS): {unknown}"
+    assert not upward, "imports that run up the layers:\n" + "\n".join(
+        f"{i.path.relative_to(ROOT)}:{i.line}: {i.importer} -> {i.target}" for i in upward
+    )
+
+
+def test_checker_finds_an_upward_import(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    (pkg / "low").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low" / "__init__.py").write_text("")
+    (pkg / "low" / "a.py").write_text("def f():\n    from pkg.high import b\n")
+    (pkg / "high.py").write_text("from pkg.low import a\n")
+    (pkg / "stray.py").write_text("")
+    layers = (frozenset({"low"}), frozenset({"high"}))
+    upward, unknown = upward_imports(pkg, layers)
+    assert [(i.importer, i.target, i.in_function) for i in upward] == [
+        ("pkg.low.a", "pkg.high", True)
+    ]
+    assert unknown == ["pkg.stray"]
 
 
 def test_no_maelab_import_inside_a_function() -> None:

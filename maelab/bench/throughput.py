@@ -230,7 +230,12 @@ def config_for(name: str, args: argparse.Namespace) -> BenchConfig:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark from command-line arguments; print the tables, return the record."""
-    args = parse_args(argv)
+    return run(parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the benchmark with parsed arguments (`parse_args`); print the tables, return the
+    record."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -7,22 +7,31 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from maelab.cli.evaluate import _add_finetune, _add_probe, _add_reconstruct
-from maelab.cli.study import _add_analyze, _add_bench, _add_demo, _add_report, _add_sweep
-from maelab.cli.train import _add_datasets, _add_pretrain
+from maelab.cli import (
+    analyze,
+    bench,
+    datasets,
+    demo,
+    finetune,
+    pretrain,
+    probe,
+    reconstruct,
+    report,
+    sweep,
+)
 from maelab.errors import ConfigError, MaelabError
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_pretrain,
-    _add_datasets,
-    _add_probe,
-    _add_finetune,
-    _add_reconstruct,
-    _add_sweep,
-    _add_report,
-    _add_demo,
-    _add_analyze,
-    _add_bench,
+    pretrain.add,
+    datasets.add,
+    probe.add,
+    finetune.add,
+    reconstruct.add,
+    sweep.add,
+    report.add,
+    demo.add,
+    analyze.add,
+    bench.add,
 ]
 
 

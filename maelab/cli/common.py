@@ -70,6 +70,6 @@ def add_ckpt_args(p: argparse.ArgumentParser, example: str) -> None:
 
 
 def stored_config(ckpt: str) -> dict:
-    from maelab.evaluation.checkpoints import stored_config_tree
+    from maelab.models.checkpoints import stored_config_tree
 
     return stored_config_tree(ckpt)

@@ -6,7 +6,8 @@ from maelab.config import Config, MaskConfig, ObjectiveConfig
 from maelab.data.base import Splits
 from maelab.errors import CheckpointError, ConfigError
 from maelab.masking import MASK_STRATEGIES
-from maelab.models.interop import load_official_state_dict, read_state_dict
+from maelab.models.checkpoints import read_state_dict
+from maelab.models.interop import load_official_state_dict
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.presets import arch_from_config
 from maelab.objectives import OBJECTIVES

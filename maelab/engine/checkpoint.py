@@ -5,8 +5,6 @@ Writing goes to a temporary file, fsync, rename; the last K numbered ones are ke
 
 from __future__ import annotations
 
-import argparse
-import pickle
 import random
 import re
 import warnings
@@ -146,45 +144,6 @@ def prune_numbered(ckpt_dir: str | Path, keep_last: int) -> None:
     numbered.sort()
     for _, old in numbered[: max(0, len(numbered) - keep_last)]:
         old.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------- reading
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with `weights_only=True`; any failure is one CheckpointError line."""
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(
-            f"checkpoint '{path}' is a folder; give a .pt file such as {path / 'checkpoints' / 'last.pt'}"
-        )
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint '{path}' not found; give the path of a .pt file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint '{path}' is an empty file (an interrupted copy?)")
-    try:
-        # official MAE checkpoints pickle their argparse.Namespace next to the weights
-        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
-            warnings.simplefilter("ignore")  # torch warns about pickle protocols of foreign files
-            obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a foreign file makes torch raise anything
-        raise CheckpointError(
-            f"checkpoint '{path}' cannot be read ({_load_reason(exc)}); "
-            "it is truncated, damaged or not a torch checkpoint"
-        ) from None
-    if not isinstance(obj, dict):
-        raise CheckpointError(
-            f"checkpoint '{path}' holds a {type(obj).__name__}, not a dict of states"
-        )
-    return obj
-
-
-def _load_reason(exc: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    if isinstance(exc, pickle.UnpicklingError) and text.startswith("Weights only load failed"):
-        return "it holds Python objects that weights-only loading refuses"
-    if not text:
-        return f"{type(exc).__name__}, the file ends early"
-    first = text.splitlines()[0].split(". ")[0]  # torch appends paragraphs of advice
-    return f"{type(exc).__name__}: {first[:160]}"
 
 
 def find_resume_checkpoint(resume: str | bool | None, ckpt_dir: Path) -> Path | None:

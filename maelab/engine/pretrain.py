@@ -23,7 +23,6 @@ from maelab.engine.checkpoint import (
     atomic_save,
     checkpoint_state,
     find_resume_checkpoint,
-    load_checkpoint,
     numbered_checkpoint,
     prune_numbered,
     remove_stale_temps,
@@ -39,6 +38,7 @@ from maelab.engine.schedule import lr_at, scaled_lr
 from maelab.engine.step import GuardedStep, StepPlace
 from maelab.errors import ConfigError
 from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.models.checkpoints import load_checkpoint
 from maelab.models.mae import MaskedAutoencoder
 from maelab.objectives import ObjectiveOutput, get_objective
 from maelab.recipes import apply_recipe

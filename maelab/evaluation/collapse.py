@@ -17,9 +17,9 @@ from maelab.config import MaskConfig, override_data
 from maelab.data import build_splits
 from maelab.data.base import Split
 from maelab.data.loader import eval_batches
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.masking import MaskGeometry, mask_noise_for
 from maelab.metrics import CollapseStats, collapse_stats
+from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import Pool, pool_tokens
 from maelab.plotting import save_figure

@@ -26,14 +26,14 @@ from maelab.config import DataConfig, Strict, dump_config, load_config
 from maelab.data import augment_enabled, build_splits
 from maelab.data.base import Split
 from maelab.data.loader import Batching, derive_seed, eval_batches, steps_per_epoch, train_batches
-from maelab.engine.checkpoint import atomic_save, find_resume_checkpoint, load_checkpoint
+from maelab.engine.checkpoint import atomic_save, find_resume_checkpoint
 from maelab.engine.device import autocast_for, resolve_device
 from maelab.engine.metrics_log import MetricsLog
 from maelab.engine.schedule import lr_at, scaled_lr
 from maelab.engine.step import GuardedStep, StepPlace
 from maelab.errors import CheckpointError, ConfigError
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.evaluation.knn import topk_accuracy
+from maelab.models.checkpoints import load_checkpoint, load_pretrained
 from maelab.models.interop import to_timm_vit
 from maelab.run_folder import RunFolder, write_json_atomic
 

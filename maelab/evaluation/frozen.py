@@ -22,7 +22,6 @@ from maelab.data.base import Split, Splits
 from maelab.engine.device import resolve_device
 from maelab.errors import ConfigError
 from maelab.evaluation.baselines import random_encoder
-from maelab.evaluation.checkpoints import checkpoint_fingerprint, load_pretrained
 from maelab.evaluation.features import (
     FEATURES_VERSION,
     Features,
@@ -32,6 +31,7 @@ from maelab.evaluation.features import (
 )
 from maelab.evaluation.knn import KNNResult, knn_accuracy
 from maelab.evaluation.linear_probe import LinearProbeConfig, ProbeResult, linear_probe
+from maelab.models.checkpoints import checkpoint_fingerprint, load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import Pool
 from maelab.run_folder import RunFolder, write_json_atomic

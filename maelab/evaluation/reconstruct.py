@@ -15,8 +15,8 @@ from maelab.data.loader import eval_batches
 from maelab.engine.build import check_mask_config
 from maelab.engine.device import resolve_device
 from maelab.errors import ConfigError
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.run_folder import RunFolder
 

@@ -18,7 +18,6 @@ from maelab.data.base import ImageSet, Splits
 from maelab.engine.build import build_model_for
 from maelab.engine.metrics_log import read_metrics
 from maelab.evaluation.baselines import random_encoder
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.evaluation.collapse import encoder_views
 from maelab.evaluation.features import Features, encoder_features, pixel_features
 from maelab.evaluation.knn import knn_accuracy
@@ -32,6 +31,7 @@ from maelab.experiments.study_readout import (
     study_metrics,
 )
 from maelab.metrics import collapse_stats, normalised_alignment
+from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import Pool
 from maelab.probes.identifiability import identifiability, pixel_identifiability

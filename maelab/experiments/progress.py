@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -123,30 +122,3 @@ class SweepProgress:
                     self._refresh_overall()
                 except Exception:  # a half-written log line must never kill the display
                     pass
-
-
-def format_table(rows: list[dict[str, Any]], columns: list[str], title: str = "") -> str:
-    """A plain-text table: names left-aligned, numbers right-aligned, a rule under the header."""
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(
-            v.ljust(w) if c in ("run", "name") else v.rjust(w)
-            for v, w, c in zip(values, widths, columns, strict=True)
-        ).rstrip()
-
-    out = [title] if title else []
-    out += [line(list(columns)), "-" * len(line(list(columns))), *(line(row) for row in cells)]
-    return "\n".join(out)
-
-
-def print_table(rows: list[dict[str, Any]], columns: list[str], title: str = "") -> None:
-    """`format_table` on stdout (used by the CLI for sweep and study summaries)."""
-    print(format_table(rows, columns, title))
-
-
-def _cell(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
-    return "" if v is None else str(v)

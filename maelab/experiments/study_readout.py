@@ -21,12 +21,11 @@ import torch
 
 from maelab.config import Config, MaskConfig
 from maelab.data.base import ImageSet, Splits
-from maelab.data.shared_latents import shared_latents
 from maelab.data.synthetic import grid_sizes, latent_dims, synthetic_layout
 from maelab.evaluation.baselines import random_encoder
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.masking import MaskGeometry, mask_from_noise, mask_noise_for
 from maelab.metrics import effective_rank
+from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.inputs import take
 from maelab.probes.selectivity import (
@@ -39,6 +38,7 @@ from maelab.probes.selectivity import (
     visible_from_noise,
 )
 from maelab.run_folder import RunFolder
+from maelab.theory.shared_latents import shared_latents
 
 CURVE_READOUTS = ("z_g", "s_g", "e_r")  # the regime readouts followed over training
 HELD_RANK = "curve.effective_rank"  # effective rank of the held-out images' pooled features
@@ -56,7 +56,7 @@ def readout_masks(
 
 def shared_fractions(cfg: Config, patch_size: int, noise: torch.Tensor) -> dict[str, float]:
     """The share of each level's nodes that the masks of `noise` leave shared
-    (`maelab.data.shared_latents`): the derived prediction of Kong et al. for this condition."""
+    (`maelab.theory.shared_latents`): the derived prediction of Kong et al. for this condition."""
     layout = synthetic_layout(cfg.data.synthetic, patch_size)
     _, mask, _ = mask_from_noise(noise, cfg.mask.ratio)
     shared = shared_latents(mask.bool(), layout["patch_region"], layout["patch_cell"])

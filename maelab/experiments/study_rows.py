@@ -4,7 +4,7 @@ A *condition* is a named set of sweep axis values (e.g. ``region: {mask.unit: 16
 are the points with those values, one per seed. Each run's `results.json` holds the readouts of
 `maelab.experiments.study_readout`. This module pairs runs over seeds, derives each Kong row's
 predicted direction from the latents the two conditions' masks share (``shared.<level>``, from
-`maelab.data.shared_latents`), gates every row on its conditions' regime, and hands the rows to
+`maelab.theory.shared_latents`), gates every row on its conditions' regime, and hands the rows to
 `maelab.verdicts.decide_table`. docs/theory.md lists the rows, their predictions and margins.
 """
 

@@ -7,9 +7,7 @@ differ (split q/k/v, other module names) and are mapped here.
 
 from __future__ import annotations
 
-import argparse
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -19,14 +17,12 @@ import torch
 from torch import nn
 
 from maelab.errors import CheckpointError
+from maelab.models.checkpoints import CheckpointSource, StateDict, read_state_dict
 from maelab.models.mae import MaskedAutoencoder
 
 if TYPE_CHECKING:
     from timm.models.vision_transformer import VisionTransformer
     from transformers import ViTMAEConfig, ViTMAEForPreTraining
-
-StateDict = Mapping[str, torch.Tensor]
-CheckpointSource = StateDict | str | Path
 
 ENCODER_PREFIXES = ("cls_token", "pos_embed", "patch_embed.", "blocks.", "norm.")
 
@@ -81,45 +77,6 @@ class LoadReport:
 
 def _first(keys: list[str], n: int = 3) -> str:
     return ", ".join(keys[:n]) + (", ..." if len(keys) > n else "")
-
-
-# ---------------------------------------------------------------------------- reading
-def read_state_dict(source: CheckpointSource) -> dict[str, torch.Tensor]:
-    """A state dict from a mapping or a file; `{"model": sd}` and `module.` prefixes unwrapped.
-
-    Files are read with `torch.load(weights_only=True)`; anything unreadable or without tensors
-    raises CheckpointError with one line.
-    """
-    where = "the given mapping"
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        where = str(path)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint not found: {path}")
-        try:
-            # the official training script pickles its argparse.Namespace next to the weights
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for corrupt or foreign files
-            first = (str(e).strip().splitlines() or [""])[0][:200]
-            raise CheckpointError(
-                f"cannot read checkpoint {path} ({type(e).__name__}: {first}); "
-                "expected a torch-saved state dict or {'model': state_dict}"
-            ) from e
-    else:
-        obj = source
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"{where} holds a {type(obj).__name__}, not a state dict")
-    for wrapper in ("model", "state_dict"):
-        if isinstance(obj.get(wrapper), Mapping):
-            obj = obj[wrapper]
-            break
-    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not sd:
-        raise CheckpointError(f"{where} contains no tensors; it is not a model checkpoint")
-    if all(k.startswith("module.") for k in sd):  # saved from a DDP wrapper
-        sd = {k[len("module.") :]: v for k, v in sd.items()}
-    return sd
 
 
 def _compare(

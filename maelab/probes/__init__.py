@@ -5,53 +5,8 @@ I/O) plus a figure function ``(result, path) -> path`` in :mod:`maelab.probes.fi
 ``images`` is an in-memory :class:`~maelab.data.base.ImageSet` (e.g. ``splits.test``); probes
 run the model in eval mode without gradients on the model's device and restore its mode.
 
-========================  ============================================  ==========================
-registry name             function (module)                             result / figure
-========================  ============================================  ==========================
-``identifiability``       ``identifiability(model, images,              ``IdentifiabilityResult``;
-                          fit_images=None, label="model",               ``identifiability_figure``,
-                          max_images=512, layer=None, kernel=True)``    ``identifiability_trend_figure``
-                          (synthetic data only; baselines:
-                          ``pixel_identifiability(images, patch_size,
-                          fit_images=None)``, ``random_init_like(model)``)
-``position`` (Q1)         ``position_probe(model, images,               ``PositionResult``;
-                          max_images=256, pos_embed="encoder")``        ``position_figure``
-``low_rank`` (Q2)         ``low_rank_probe(model, images,               ``LowRankResult``;
-                          patch_sizes=(2, 4, 8), max_images=256,        ``low_rank_figure``
-                          mask_ratio=0.75)``
-``stability`` (Q3)        ``stability_probe(model, images,              ``StabilityResult``;
-                          part="encoder", max_images=256)``             ``stability_figure``
-``interpolation`` (Q5)    ``interpolation_probe(model, images,          ``InterpolationResult``
-                          mask_ratio=0.75, knockout_ratio=0.5,          (``.attention``,
-                          num_knocked=4, max_images=128)``              ``.knockout``);
-                                                                        ``interpolation_figure``
-``decoder_ablation`` (Q4) ``decoder_ablation(rows, metrics=("linear",   ``DecoderAblationResult``;
-                          "knn", "effective_rank"))`` -- reads the      ``decoder_ablation_figure``
-                          rows of a decoder depth x width sweep
-========================  ============================================  ==========================
-
-Result fields (all plain floats, ints, lists and dicts, ready for JSON via
-``dataclasses.asdict``):
-
-* ``IdentifiabilityResult``: ``label``, ``scores`` (list of ``LevelScore(level, feature, metric,
-  linear, kernel)``), ``num_fit``, ``num_held_out``, ``settings``; ``summary()`` ->
-  ``{level: best ridge score, level + "_kernel": best kernel score}`` for the levels ``class``
-  (accuracy), ``global``, ``region``, ``region_noise``, ``cell``, ``cell_noise``, ``control``.
-* ``PositionResult``: ``distances``, ``similarity``, ``similarity_spearman``, ``layers``,
-  ``coordinate_r2``, ``learnable_pos_embed``, ``num_images``.
-* ``LowRankResult``: per patch size ``max_rank``, ``mean_spectrum``, ``effective_rank``,
-  ``relative_effective_rank``, ``top_energy``; per image ``image_effective_rank`` and
-  ``image_error``; ``spearman_rho``, ``spearman_p``.
-* ``StabilityResult``: per block ``attn_update``, ``mlp_update``, ``block_update``,
-  ``adjacent_cka``.
-* ``InterpolationResult.attention`` (``AttentionLocality``): ``mean_distance`` vs
-  ``uniform_distance``, ``near_share`` vs ``uniform_near_share``, ``visible_share`` vs
-  ``uniform_visible_share``, ``cls_share``, ``layer_distance``, ``layer_near_share``,
-  ``query_distances``; ``.knockout`` (``KnockoutResult``): ``base_error``, ``near_increase`` vs
-  ``far_increase`` (with ``*_se``), the paired ``near_minus_far`` (+ ``_se``; the test),
-  ``near_distance``, ``far_distance``, ``num_targets``.
-* ``DecoderAblationResult``: ``metrics``, ``depths``, ``widths``, ``cells`` (mean / std / count
-  per metric); ``table()`` gives flat rows.
+Each result is a dataclass of plain floats, ints, lists and dicts (JSON via
+``dataclasses.asdict``); its fields are documented where it is defined.
 
 Use the registry to run any probe by name::
 
@@ -83,7 +38,6 @@ from maelab.probes.identifiability import (
     LevelScore,
     identifiability,
     pixel_identifiability,
-    random_init_like,
 )
 from maelab.probes.information_knockout import q5_experiment
 from maelab.probes.interpolation import (
@@ -266,7 +220,6 @@ __all__ = [
     "low_rank_probe",
     "pixel_identifiability",
     "position_probe",
-    "random_init_like",
     "register_probe",
     "run_theory_probe",
     "stability_probe",

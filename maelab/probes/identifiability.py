@@ -28,7 +28,6 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from maelab.data.base import ImageSet
-from maelab.evaluation.baselines import random_encoder
 from maelab.models.mae import MaskedAutoencoder, patchify
 from maelab.probes.inputs import (
     eval_mode,
@@ -123,12 +122,6 @@ def pixel_features(images: ImageSet, patch_size: int) -> Features:
         patch_size=patch_size,
         image_size=x.shape[-1],
     )
-
-
-def random_init_like(model: MaskedAutoencoder, seed: int = 0) -> MaskedAutoencoder:
-    """A freshly initialised model of the same architecture (the untrained baseline), on the
-    model's device."""
-    return random_encoder(model.arch, seed).to(model_device(model))
 
 
 # ---------------------------------------------------------------- regressions

@@ -29,11 +29,10 @@ from maelab import stats
 from maelab import verdicts as vd
 from maelab.config import DataConfig, override_data
 from maelab.data.base import ImageSet
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.errors import ConfigError
 from maelab.evaluation.baselines import random_encoder
-from maelab.evaluation.checkpoints import load_pretrained, official_arch
 from maelab.evaluation.splits import cached_splits
+from maelab.models.checkpoints import load_checkpoint, load_pretrained, official_arch
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes import PROBES, QUESTIONS, get_probe, run_theory_probe
 from maelab.probes.inputs import fit_to_model, spread_sample

@@ -237,17 +237,6 @@ def group_runs(runs: list[RunRecord], keys: list[str] | None = None) -> list[Gro
     return out
 
 
-def select(groups: list[Group], **fixed: Any) -> list[Group]:
-    """Groups whose values match every `fixed` item (keys with dots passed via a dict)."""
-    return [g for g in groups if all(_same(g.values.get(k), v) for k, v in fixed.items())]
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
 def training_curve(run: RunRecord) -> list[tuple[int, float]]:
     """(step, loss) of the run's logged training steps."""
     recs = read_metrics(RunFolder(run.path).metrics)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from maelab.config import SyntheticConfig, load_config
-from maelab.data.explained_variance import level_shares
 from maelab.data.worlds import WORLDS, WorldPreset, register_world, world_name
 from maelab.errors import ConfigError
+from maelab.theory.explained_variance import level_shares
 
 CONFIGS = Path(__file__).resolve().parents[2] / "maelab" / "configs"
 

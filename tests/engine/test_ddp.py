@@ -20,10 +20,10 @@ import torch
 from maelab.config import load_config
 from maelab.data.base import ImageSet
 from maelab.data.loader import Batching, train_batches
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.engine.distributed import DistInfo
 from maelab.engine.pretrain import pretrain, step_mask
 from maelab.masking import MaskGeometry
+from maelab.models.checkpoints import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ import torch
 
 from maelab.cli import main
 from maelab.config import load_config
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.engine.pretrain import pretrain
 from maelab.evaluation.reconstruct import write_reconstruction_figure
+from maelab.models.checkpoints import load_checkpoint
 from maelab.run_folder import RunFolder
 
 

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from maelab.cli import main
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.errors import CheckpointError
-from maelab.evaluation.checkpoints import load_pretrained
+from maelab.models.checkpoints import load_checkpoint, load_pretrained
 
 
 def test_load_pretrained_round_trip(synthetic_ckpt):

@@ -10,9 +10,9 @@ from maelab.config import MaskConfig, SyntheticConfig, load_config
 from maelab.data import build_splits
 from maelab.data.synthetic import generate_synthetic
 from maelab.engine.pretrain import pretrain
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.evaluation.collapse import encoder_views, model_collapse
 from maelab.metrics import alignment, effective_rank, rankme, uniformity
+from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import pool_tokens
 from maelab.probes.inputs import normalised

@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.evaluation.finetune import (
     FinetuneRunConfig,
     finetune,
@@ -11,6 +10,7 @@ from maelab.evaluation.finetune import (
     layer_id_for_vit,
     param_groups_lrd,
 )
+from maelab.models.checkpoints import load_checkpoint
 from maelab.models.interop import to_timm_vit
 
 

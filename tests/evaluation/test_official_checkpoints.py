@@ -8,7 +8,7 @@ import torch
 
 from maelab.cli import main
 from maelab.errors import CheckpointError
-from maelab.evaluation.checkpoints import load_pretrained, stored_config_tree
+from maelab.models.checkpoints import load_pretrained, stored_config_tree
 from maelab.models.interop import encoder_state_dict
 from maelab.models.mae import MAEArch, MaskedAutoencoder
 

@@ -1,18 +1,7 @@
-"""The sweep's progress display and its plain-text table."""
+"""The sweep's progress display."""
 
-from maelab.experiments.progress import SweepProgress, format_table
+from maelab.experiments.progress import SweepProgress
 from maelab.run_folder import METRICS_FILE
-
-
-def test_format_table_aligns_names_left_and_numbers_right():
-    rows = [{"run": "a", "loss": 0.12345, "steps": 10}, {"run": "bbb", "loss": 12.5, "steps": None}]
-    lines = format_table(rows, ["run", "loss", "steps"], title="t").splitlines()
-    assert lines[0] == "t"
-    assert lines[1].split() == ["run", "loss", "steps"]
-    assert set(lines[2]) == {"-"}
-    assert lines[3].split() == ["a", "0.123", "10"] and lines[3].startswith("a  ")
-    assert lines[4].split() == ["bbb", "12.5"]
-    assert len(lines[3]) == len(lines[2])  # the numbers end where the rule ends
 
 
 def test_progress_reads_the_last_logged_step(tmp_path, capsys):

@@ -26,8 +26,8 @@ def test_curve_ends_at_the_final_step_without_repeating_a_numbered_checkpoint(tm
 def test_final_row_from_the_study_readouts_equals_the_recomputed_one(tmp_path) -> None:
     """evaluate_run takes the curve's final row from study_metrics instead of encoding the same
     images again: both ways give the same numbers."""
-    from maelab.evaluation.checkpoints import load_pretrained
     from maelab.experiments.study_readout import curve_row, principal_k, study_metrics
+    from maelab.models.checkpoints import load_pretrained
 
     run = tmp_path / "run"
     pretrain_tiny(run, "train.epochs=2", "train.save_every=1")  # epoch_0001, epoch_0002 (final)
@@ -47,9 +47,9 @@ def test_curve_starts_at_step_0_with_the_untrained_network(tmp_path) -> None:
     """evaluate_run puts the run's initial network (the same seed's random encoder) at step 0,
     read as every checkpoint is read."""
     from maelab.evaluation.baselines import random_encoder
-    from maelab.evaluation.checkpoints import load_pretrained
     from maelab.experiments.evaluate import EvalConfig, evaluate_run
     from maelab.metrics import effective_rank
+    from maelab.models.checkpoints import load_pretrained
     from maelab.probes.inputs import take
     from maelab.probes.selectivity import encoder_view, selectivity
 

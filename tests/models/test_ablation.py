@@ -8,7 +8,6 @@ from timm.models.vision_transformer import Block
 
 from maelab.config import load_config
 from maelab.engine.pretrain import pretrain
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.models import MAEArch, MaskedAutoencoder
 from maelab.models.ablation import (
     ABLATIONS,
@@ -17,6 +16,7 @@ from maelab.models.ablation import (
     attention_weights,
     block_halves,
 )
+from maelab.models.checkpoints import load_pretrained
 from maelab.models.interop import to_timm_vit
 from maelab.models.pos_embed import sincos_2d
 

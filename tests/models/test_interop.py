@@ -12,6 +12,7 @@ from timm.models.vision_transformer import VisionTransformer
 
 from maelab.errors import CheckpointError
 from maelab.models import MaskedAutoencoder
+from maelab.models.checkpoints import read_state_dict
 from maelab.models.interop import (
     LoadReport,
     encoder_state_dict,
@@ -19,7 +20,6 @@ from maelab.models.interop import (
     load_hf_vitmae_weights,
     load_official_state_dict,
     load_timm_vit_weights,
-    read_state_dict,
     to_hf_vitmae,
     to_timm_vit,
 )
@@ -166,14 +166,14 @@ def test_truncated_file_raises_one_line(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError) as info:
         load_official_state_dict(fresh(), path)
-    assert "cannot read checkpoint" in str(info.value) and "\n" not in str(info.value)
+    assert "cannot be read" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(
     "content,message",
     [
-        (b"not a checkpoint at all\n", "cannot read checkpoint"),
-        (b"", "cannot read checkpoint"),
+        (b"not a checkpoint at all\n", "cannot be read"),
+        (b"", "empty file"),
     ],
 )
 def test_foreign_files_raise(tmp_path: Path, content: bytes, message: str) -> None:
@@ -187,7 +187,7 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
     """weights_only=True: a file that would run arbitrary code on load is not read."""
     path = tmp_path / "evil.pth"
     torch.save({"model": perturbed().state_dict(), "hook": Path("/tmp")}, path)
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="cannot be read"):
         load_official_state_dict(fresh(), path)
 
 
@@ -195,7 +195,7 @@ def test_missing_file_and_non_state_dicts(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         load_official_state_dict(fresh(), tmp_path / "nope.pth")
     torch.save([1, 2, 3], tmp_path / "list.pth")
-    with pytest.raises(CheckpointError, match="not a state dict"):
+    with pytest.raises(CheckpointError, match="not a dict of states"):
         load_official_state_dict(fresh(), tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="no tensors"):
         load_official_state_dict(fresh(), {"epoch": 3, "lr": 0.1})

@@ -19,7 +19,6 @@ from maelab.probes.identifiability import (
     identifiability_from_features,
     nystroem_features,
     pixel_identifiability,
-    random_init_like,
     rbf_kernel,
 )
 from maelab.probes.inputs import holdout_split
@@ -96,17 +95,6 @@ def test_model_and_pixel_baselines_run(make_model: Callable[..., MaskedAutoencod
     other = identifiability(model, images, fit_images=generate_synthetic(80, SyntheticConfig(), 5),
                             max_images=80, layer=0, kernel=False)  # fmt: skip
     assert other.num_fit == 80
-
-
-def test_random_init_like_is_deterministic(make_model: Callable[..., MaskedAutoencoder]) -> None:
-    model = make_model()
-    a, b = random_init_like(model, seed=7), random_init_like(model, seed=7)
-    assert a.arch == model.arch
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.equal(va, vb), k
-    state = torch.get_rng_state()
-    random_init_like(model, seed=1)
-    assert torch.equal(state, torch.get_rng_state())
 
 
 def test_requires_synthetic_latents(images: ImageSet, make_model) -> None:

@@ -18,12 +18,12 @@ from maelab.cli import config_path
 from maelab.config import load_config
 from maelab.engine.checkpoint import (
     atomic_save,
-    load_checkpoint,
     prune_numbered,
     remove_stale_temps,
 )
 from maelab.errors import CheckpointError
 from maelab.models import MaskedAutoencoder, make_arch
+from maelab.models.checkpoints import load_checkpoint
 from maelab.models.interop import load_official_state_dict, load_timm_vit_weights, to_timm_vit
 
 

@@ -10,8 +10,8 @@ import torch
 from reliability_helpers import TINY, cli, error_line
 
 import maelab.engine.step as step_module
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.engine.metrics_log import read_metrics
+from maelab.models.checkpoints import load_checkpoint
 from maelab.objectives import OBJECTIVES
 
 RUN = [*TINY, "data.num_train=64", "train.save_every_steps=1"]  # 4 iterations, last.pt after each

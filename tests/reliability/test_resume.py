@@ -14,8 +14,8 @@ import torch
 from reliability_helpers import REPO, TINY, child_env, cli, error_line
 
 import maelab.engine.pretrain as pretrain_module
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.engine.metrics_log import read_metrics, truncate_after
+from maelab.models.checkpoints import load_checkpoint
 
 # 2 epochs x 6 iterations of 16 images, last.pt every 2 optimizer steps (mid-epoch at 2 and 4)
 RUN = [

@@ -1,7 +1,7 @@
 """Cao Q2 (low-rank knee) and Q5 (information-controlled knock-out) on trained checkpoints.
 
-    python experiments/cao_q2_q5.py q2 RUN [RUN ...]   # runs of `maelab pretrain -c lowrank`
-    python experiments/cao_q2_q5.py q5 RUN [RUN ...]   # runs on a synthetic world
+    python -m maelab.experiments.cao_q2_q5 q2 RUN [RUN ...]   # runs of `maelab pretrain -c lowrank`
+    python -m maelab.experiments.cao_q2_q5 q5 RUN [RUN ...]   # runs on a synthetic world
 
 Prints one line per run (the question's treated / control values, the effect with its 95%
 interval and the verdict) and, for Q2, the knee of the model's and of the optimum's error
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from maelab.data import build_splits
-from maelab.evaluation.checkpoints import load_pretrained
+from maelab.models.checkpoints import load_pretrained
 from maelab.probes.information_knockout import q5_experiment
 from maelab.probes.low_rank import measured_knee, q2_experiment
 from maelab.probes.questions import QuestionResult, question_row

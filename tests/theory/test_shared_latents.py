@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from maelab.config import SyntheticConfig
-from maelab.data.shared_latents import mixed_groups, shared_latents
 from maelab.data.synthetic import synthetic_layout
 from maelab.masking import MaskGeometry, mask_from_noise, mask_noise
+from maelab.theory.shared_latents import mixed_groups, shared_latents
 
 CFG = SyntheticConfig(image_size=32, cell_size=8, region_cells=2, version=2)
 PATCH = 4

@@ -1,9 +1,19 @@
-"""A pretrained MaskedAutoencoder and its Config from a maelab pretraining checkpoint."""
+"""Reading checkpoints: the one module that opens a torch file for maelab.
+
+`load_checkpoint` reads any file (maelab runs, finetuned runs, official MAE layouts, a
+`model.init` file) with `weights_only=True`; `read_state_dict` unwraps the state dict;
+`load_pretrained` rebuilds a MaskedAutoencoder and its Config from a maelab run or an official
+layout. Writing checkpoints (atomic saves, resume state) is the engine's (`engine/checkpoint.py`).
+"""
 
 from __future__ import annotations
 
+import argparse
 import copy
+import pickle
+import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +21,76 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from maelab.config import Config, ModelConfig
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.errors import CheckpointError
-from maelab.models.interop import read_state_dict
 from maelab.models.mae import MAEArch, MaskedAutoencoder
 from maelab.models.official_arch import OfficialArch, infer_official_arch, is_official_layout
 
+StateDict = Mapping[str, torch.Tensor]
+CheckpointSource = StateDict | str | Path
 DECODER_PREFIXES = ("decoder_", "mask_token")
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with `weights_only=True`; any failure is one CheckpointError line."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint '{path}' is a folder; give a .pt file such as {path / 'checkpoints' / 'last.pt'}"
+        )
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' not found; give the path of a .pt file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint '{path}' is an empty file (an interrupted copy?)")
+    try:
+        # official MAE checkpoints pickle their argparse.Namespace next to the weights
+        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols of foreign files
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a foreign file makes torch raise anything
+        raise CheckpointError(
+            f"checkpoint '{path}' cannot be read ({_load_reason(exc)}); "
+            "it is truncated, damaged or not a torch checkpoint"
+        ) from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"checkpoint '{path}' holds a {type(obj).__name__}, not a dict of states"
+        )
+    return obj
+
+
+def _load_reason(exc: BaseException) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    if isinstance(exc, pickle.UnpicklingError) and text.startswith("Weights only load failed"):
+        return "it holds Python objects that weights-only loading refuses"
+    if not text:
+        return f"{type(exc).__name__}, the file ends early"
+    first = text.splitlines()[0].split(". ")[0]  # torch appends paragraphs of advice
+    return f"{type(exc).__name__}: {first[:160]}"
+
+
+def read_state_dict(source: CheckpointSource) -> dict[str, torch.Tensor]:
+    """A state dict from a mapping or a file; `{"model": sd}` and `module.` prefixes unwrapped.
+
+    Files are read by `load_checkpoint`; anything unreadable or without tensors raises
+    CheckpointError with one line.
+    """
+    where = "the given mapping"
+    obj: Any = source
+    if isinstance(source, (str, Path)):
+        where = str(source)
+        obj = load_checkpoint(source)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{where} holds a {type(obj).__name__}, not a state dict")
+    for wrapper in ("model", "state_dict"):
+        if isinstance(obj.get(wrapper), Mapping):
+            obj = obj[wrapper]
+            break
+    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not sd:
+        raise CheckpointError(f"{where} contains no tensors; it is not a model checkpoint")
+    if all(k.startswith("module.") for k in sd):  # saved from a DDP wrapper
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
 
 
 def load_pretrained(

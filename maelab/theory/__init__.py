@@ -1,0 +1,1 @@
+"""Analysis of the worlds: what a mask shares, how much each level explains, exact answers."""
