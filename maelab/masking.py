@@ -1,15 +1,17 @@
-"""Mask strategies. Each returns a noise score (N, L); the model keeps the lowest-scored patches.
+"""Mask strategies and the mask itself. Each strategy returns a noise score (N, L); the mask
+keeps the lowest-scored patches.
 
 Keeping the official `argsort(noise)` mechanism for every strategy means that the number of
 removed patches is always exactly `L - int(L * (1 - ratio))` and that passing a fixed `noise`
-makes any mask reproducible.
+makes any mask reproducible. A `Mask` is made once from noise (`mask_from_noise`, `draw_mask`)
+and passed as a value: the model, the probes and the readouts all read the same kept patches.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -163,17 +165,94 @@ def mask_noise_for(
     return mask_noise(mask.strategy, n, geom, ratio, mask.unit, generator, device)
 
 
+@dataclass(frozen=True)
+class Mask:
+    """Which patches of each image a mask keeps, and the settings it was drawn with.
+
+    `ids_keep` is the order in which the encoder sees the visible patches; `ids_restore` puts
+    the encoder's order (visible first, then removed) back into raster order.
+    """
+
+    ids_keep: torch.Tensor  # (N, K) visible patches, smallest noise first
+    ids_restore: torch.Tensor  # (N, L) rank of each raster patch in the shuffled order
+    removed: torch.Tensor  # (N, L) bool in raster order: True = removed (the official 1)
+    ratio: float
+    strategy: str | None = None  # None: made from bare noise
+    unit: int | None = None
+
+    @property
+    def visible(self) -> torch.Tensor:
+        """(N, L) bool, True = kept."""
+        return ~self.removed
+
+    @property
+    def num_keep(self) -> int:
+        return self.ids_keep.shape[1]
+
+    @property
+    def ids_removed(self) -> torch.Tensor:
+        """(N, L - K) removed patches in the order the noise ranked them."""
+        return self.ids_restore.argsort(dim=1)[:, self.num_keep :]
+
+    def to(self, device: torch.device | str) -> Mask:
+        return replace(
+            self,
+            ids_keep=self.ids_keep.to(device),
+            ids_restore=self.ids_restore.to(device),
+            removed=self.removed.to(device),
+        )
+
+    def rows(self, index: slice | torch.Tensor) -> Mask:
+        """The masks of some images: a slice or an index tensor over N."""
+        return replace(
+            self,
+            ids_keep=self.ids_keep[index],
+            ids_restore=self.ids_restore[index],
+            removed=self.removed[index],
+        )
+
+    def keep(self, x: torch.Tensor) -> torch.Tensor:
+        """The visible tokens of `x` (N, L, D) in the encoder's order: (N, K, D)."""
+        index = self.ids_keep.to(x.device).unsqueeze(-1).expand(-1, -1, x.shape[-1])
+        return torch.gather(x, 1, index)
+
+    def scatter(self, kept: torch.Tensor) -> torch.Tensor:
+        """Visible tokens (N, K, D) in the encoder's order back at their raster positions:
+        (N, L, D), zero where a patch is removed (the inverse of `keep`)."""
+        n, length = self.removed.shape
+        out = kept.new_zeros(n, length, kept.shape[-1])
+        index = self.ids_keep.to(kept.device).unsqueeze(-1).expand(-1, -1, kept.shape[-1])
+        return out.scatter_(1, index, kept)
+
+
 def mask_from_noise(
-    noise: torch.Tensor, ratio: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Official argsort masking. Returns ids_keep (N, K), mask (N, L) with 0 keep / 1 removed,
-    ids_restore (N, L)."""
-    n, num_patches = noise.shape
-    len_keep = num_keep(num_patches, ratio)
+    noise: torch.Tensor, ratio: float, strategy: str | None = None, unit: int | None = None
+) -> Mask:
+    """Official argsort masking: the `int(L * (1 - ratio))` patches of smallest noise are kept.
+    `strategy` and `unit` record what drew the noise."""
+    len_keep = num_keep(noise.shape[1], ratio)
     ids_shuffle = torch.argsort(noise, dim=1)  # ascending: small is kept
     ids_restore = torch.argsort(ids_shuffle, dim=1)
-    ids_keep = ids_shuffle[:, :len_keep]
-    mask = torch.ones(n, num_patches, device=noise.device)
-    mask[:, :len_keep] = 0
-    mask = torch.gather(mask, dim=1, index=ids_restore)
-    return ids_keep, mask, ids_restore
+    return Mask(
+        ids_keep=ids_shuffle[:, :len_keep],
+        ids_restore=ids_restore,
+        removed=ids_restore >= len_keep,
+        ratio=ratio,
+        strategy=strategy,
+        unit=unit,
+    )
+
+
+def draw_mask(
+    mask: MaskConfig,
+    n: int,
+    geom: MaskGeometry,
+    generator: torch.Generator | None = None,
+    ratio: float | None = None,
+    device: torch.device | str = "cpu",
+) -> Mask:
+    """A configured mask for `n` images (noise drawn as `mask_noise_for` draws it); `ratio`
+    replaces `mask.ratio` (a drawn per-batch ratio)."""
+    ratio = mask.ratio if ratio is None else ratio
+    noise = mask_noise_for(mask, n, geom, generator, ratio, device)
+    return mask_from_noise(noise, ratio, mask.strategy, mask.unit)

@@ -11,11 +11,13 @@ from maelab.config import MaskConfig
 from maelab.masking import (
     MASK_STRATEGIES,
     MaskGeometry,
+    draw_mask,
     mask_from_noise,
     mask_noise,
     mask_noise_for,
     num_keep,
 )
+from maelab.models.mae import MaskedAutoencoder
 
 RATIOS = [0.0, 0.1, 0.25, 0.5, 0.6, 0.75, 0.9]
 
@@ -33,23 +35,28 @@ def mask_of(
     seed: int = 0,
 ) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return mask_from_noise(mask_noise(strategy, n, geom, ratio, unit, generator=g), ratio)[1]
+    return mask_from_noise(
+        mask_noise(strategy, n, geom, ratio, unit, generator=g), ratio
+    ).removed.float()
 
 
 # ---------------------------------------------------------------- mask_from_noise
 def test_mask_from_noise_shapes_and_semantics() -> None:
     noise = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.4, 0.6]])
-    ids_keep, mask, ids_restore = mask_from_noise(noise, 0.5)
-    assert ids_keep.tolist() == [[1, 3], [0, 2]]  # smallest noise kept, ascending
-    assert mask.tolist() == [[1, 0, 1, 0], [0, 1, 0, 1]]  # 0 keep, 1 removed
-    assert ids_restore.tolist() == [[3, 0, 2, 1], [0, 3, 1, 2]]
+    m = mask_from_noise(noise, 0.5)
+    assert m.ids_keep.tolist() == [[1, 3], [0, 2]]  # smallest noise kept, ascending
+    assert m.removed.int().tolist() == [[1, 0, 1, 0], [0, 1, 0, 1]]  # 0 keep, 1 removed
+    assert m.ids_restore.tolist() == [[3, 0, 2, 1], [0, 3, 1, 2]]
+    assert m.ids_removed.tolist() == [[2, 0], [3, 1]]  # removed, smallest noise first
+    assert (m.ratio, m.strategy, m.unit, m.num_keep) == (0.5, None, None, 2)
 
 
 @settings(max_examples=60, deadline=None)
 @given(side=st.integers(1, 16), ratio=st.floats(0.0, 1.0), n=st.integers(1, 3))
 def test_mask_from_noise_exact_count(side: int, ratio: float, n: int) -> None:
     num_patches = side * side
-    ids_keep, mask, ids_restore = mask_from_noise(torch.rand(n, num_patches), ratio)
+    m = mask_from_noise(torch.rand(n, num_patches), ratio)
+    ids_keep, mask, ids_restore = m.ids_keep, m.removed.float(), m.ids_restore
     k = int(num_patches * (1 - ratio))
     assert num_keep(num_patches, ratio) == k
     assert ids_keep.shape == (n, k)
@@ -66,7 +73,7 @@ def test_shapes_and_exact_counts(strategy: str, ratio: float) -> None:
         noise = mask_noise(strategy, 5, geom, ratio)
         assert noise.shape == (5, geom.num_patches)
         assert noise.dtype == torch.float32
-        mask = mask_from_noise(noise, ratio)[1]
+        mask = mask_from_noise(noise, ratio).removed
         assert mask.sum(dim=1).tolist() == [removed(geom.num_patches, ratio)] * 5
 
 
@@ -78,7 +85,7 @@ def test_generator_determinism(strategy: str) -> None:
     b = mask_noise(strategy, 4, geom, 0.75, unit, generator=torch.Generator().manual_seed(3))
     c = mask_noise(strategy, 4, geom, 0.75, unit, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a, b)
-    assert not torch.equal(mask_from_noise(a, 0.75)[1], mask_from_noise(c, 0.75)[1])
+    assert not torch.equal(mask_from_noise(a, 0.75).removed, mask_from_noise(c, 0.75).removed)
 
 
 def test_unknown_strategy_names_the_valid_ones() -> None:
@@ -174,3 +181,43 @@ def test_mask_noise_for_takes_the_whole_mask_config():
     got = mask_noise_for(grid, 2, geom, seeded(), ratio=0.9)
     assert torch.equal(got, mask_noise("grid", 2, geom, 0.9, None, seeded()))
     assert not torch.equal(got, mask_noise("grid", 2, geom, 0.5, None, seeded()))
+
+
+# ---------------------------------------------------------------- Mask, the value
+@pytest.mark.parametrize(("strategy", "unit"), [("random", None), ("block", 8), ("grid", None)])
+def test_drawn_mask_is_the_models_mask(strategy: str, unit: int | None) -> None:
+    """A Mask drawn from a config equals what the model makes of the same noise (ids_keep,
+    ids_restore, the grid) and records the ratio, strategy and unit it came from."""
+    geom = MaskGeometry(grid=4, patch_size=4)
+    cfg = MaskConfig(strategy=strategy, ratio=0.75, unit=unit)
+    mask = draw_mask(cfg, 3, geom, torch.Generator().manual_seed(5))
+    noise = mask_noise_for(cfg, 3, geom, torch.Generator().manual_seed(5))
+    assert (mask.ratio, mask.strategy, mask.unit) == (0.75, strategy, unit)
+    model = MaskedAutoencoder(img_size=16, patch_size=4, embed_dim=32, depth=1, num_heads=2,
+                              decoder_embed_dim=32, decoder_depth=1, decoder_num_heads=2)  # fmt: skip
+    x = torch.randn(3, 16, 32)
+    kept, removed, ids_restore = model.random_masking(x, 0.75, noise)
+    assert torch.equal(mask.ids_restore, ids_restore)
+    assert torch.equal(mask.removed, removed.bool())
+    assert torch.equal(mask.keep(x), kept)
+    imgs = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        by_noise = model(imgs, 0.75, noise)
+        by_mask = model(imgs, mask=mask)
+    for a, b in zip(by_noise, by_mask, strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="not both"):
+        model(imgs, noise=noise, mask=mask)
+
+
+def test_mask_keep_and_scatter_are_inverse_and_rows_select_images() -> None:
+    mask = mask_from_noise(torch.rand(4, 9, generator=torch.Generator().manual_seed(0)), 2 / 3)
+    x = torch.randn(4, 9, 5)
+    kept = mask.keep(x)  # (4, 3, 5)
+    back = mask.scatter(kept)
+    assert kept.shape == (4, 3, 5) and (back[mask.removed] == 0).all()
+    torch.testing.assert_close(back[mask.visible], x[mask.visible])
+    sub = mask.rows(slice(1, 3))
+    assert torch.equal(sub.ids_keep, mask.ids_keep[1:3]) and sub.ratio == mask.ratio
+    same = mask.rows(torch.zeros(3, dtype=torch.long))  # image 0's mask for three images
+    assert torch.equal(same.removed, mask.removed[:1].expand(3, -1))

@@ -16,7 +16,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from maelab.masking import mask_from_noise
+from maelab.masking import Mask, mask_from_noise
 from maelab.models.ablation import check_ablation, make_block
 from maelab.models.pos_embed import POS_EMBED_INITS, sincos_2d
 
@@ -202,28 +202,51 @@ class MaskedAutoencoder(nn.Module):
         return x.reshape(x.shape[0], c, g * p, g * p)
 
     # ---------------------------------------------------------------- encoder
+    def make_mask(
+        self,
+        n: int,
+        mask_ratio: float,
+        noise: torch.Tensor | None = None,
+        mask: Mask | None = None,
+        device: torch.device | str = "cpu",
+    ) -> Mask:
+        """The mask of a batch: `mask` as given, else the official argsort of `noise` (uniform
+        noise drawn here when None) at `mask_ratio`."""
+        if mask is not None:
+            if noise is not None:
+                raise ValueError("give the mask as noise or as a Mask, not both")
+            return mask.to(device)
+        if noise is None:
+            noise = torch.rand(n, self.arch.num_patches, device=device)
+        return mask_from_noise(noise.to(device), mask_ratio)
+
     def random_masking(
         self, x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keep the patches with the smallest noise. x: (N, L, D)."""
-        n, num_patches, d = x.shape
-        if noise is None:
-            noise = torch.rand(n, num_patches, device=x.device)
-        ids_keep, mask, ids_restore = mask_from_noise(noise.to(x.device), mask_ratio)
-        x_masked = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, d))  # (N, K, D)
-        return x_masked, mask.to(x.dtype), ids_restore
+        m = self.make_mask(x.shape[0], mask_ratio, noise, device=x.device)
+        return m.keep(x), m.removed.to(x.dtype), m.ids_restore
 
     def forward_encoder(
-        self, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
+        self,
+        imgs: torch.Tensor,
+        mask_ratio: float,
+        noise: torch.Tensor | None = None,
+        mask: Mask | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns latent (N, 1 + K, D) with the cls token first, mask (N, L), ids_restore (N, L)."""
+        """Returns latent (N, 1 + K, D) with the cls token first, mask (N, L), ids_restore (N, L).
+
+        The mask comes from `mask` (a `maelab.masking.Mask`) or from `noise` at `mask_ratio`.
+        """
         x = self.patch_embed(imgs) + self.pos_embed[:, 1:, :]  # (N, L, D)
-        x, mask, ids_restore = self.random_masking(x, mask_ratio, noise)
+        m = self.make_mask(x.shape[0], mask_ratio, noise, mask, x.device)
+        removed = m.removed.to(x.dtype)  # the official float mask: 0 keep, 1 removed
+        x = m.keep(x)  # (N, K, D)
         cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], dim=1)
         for blk in self.blocks:
             x = blk(x)
-        return self.norm(x), mask, ids_restore
+        return self.norm(x), removed, m.ids_restore
 
     def encode(self, imgs: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """All tokens without masking, in raster order: (N, 1 + L, D), cls first.
@@ -273,11 +296,16 @@ class MaskedAutoencoder(nn.Module):
         return (loss * mask).sum() / mask.sum().clamp_min(1.0)
 
     def forward(
-        self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None
+        self,
+        imgs: torch.Tensor,
+        mask_ratio: float = 0.75,
+        noise: torch.Tensor | None = None,
+        mask: Mask | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        """`loss, pred, mask` as the official model; `mask` (a `Mask`) replaces ratio and noise."""
+        latent, removed, ids_restore = self.forward_encoder(imgs, mask_ratio, noise, mask)
         pred = self.forward_decoder(latent, ids_restore)
-        return self.forward_loss(imgs, pred, mask), pred, mask
+        return self.forward_loss(imgs, pred, removed), pred, removed
 
     def arch_dict(self) -> dict[str, object]:
         return asdict(self.arch)

@@ -92,8 +92,7 @@ def _brute_force(mask: torch.Tensor) -> tuple[bool, set[int], set[int]]:
 def test_matches_lowest_common_ancestors_of_sampled_masks(strategy: str, unit: int) -> None:
     g = torch.Generator().manual_seed(0)
     geom = MaskGeometry(grid=GRID, patch_size=PATCH)
-    _, mask, _ = mask_from_noise(mask_noise(strategy, 8, geom, 0.75, unit, g), 0.75)
-    mask = mask.bool()
+    mask = mask_from_noise(mask_noise(strategy, 8, geom, 0.75, unit, g), 0.75).removed
     out = _shared(mask)
     for i in range(8):
         top, regions, cells = _brute_force(mask[i])
@@ -116,8 +115,8 @@ def test_expected_fractions_per_unit_at_ratio_075() -> None:
         ("region", "block", 16),
         ("straddle", "block_shifted", 16),
     ):
-        _, mask, _ = mask_from_noise(mask_noise(strategy, 2000, geom, 0.75, unit, g), 0.75)
-        got[name] = _shared(mask.bool()).fractions()
+        mask = mask_from_noise(mask_noise(strategy, 2000, geom, 0.75, unit, g), 0.75)
+        got[name] = _shared(mask.removed).fractions()
     assert got["region"] == {"global": 1.0, "region_noise": 0.0, "cell_noise": 0.0}
     assert got["straddle"] == {"global": 1.0, "region_noise": 1.0, "cell_noise": 0.0}
     # cell unit: 4 of 16 cells visible; a region is mixed unless its 4 cells share one fate
