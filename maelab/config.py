@@ -103,9 +103,12 @@ class ModelConfig(Strict):
     init: str | None = None
 
 
+MASK_RATIO = 0.75  # the paper's masking ratio: the default of every mask (He et al. 2022)
+
+
 class MaskConfig(Strict):
     strategy: str = "random"
-    ratio: float = 0.75
+    ratio: float = MASK_RATIO
     unit: PosInt | None = None  # mask-unit side in px (block strategy); multiple of the patch
     ratio_range: tuple[float, float] | None = None  # per-batch ratio drawn uniformly
 

@@ -24,7 +24,8 @@ def add(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--label", action="append", default=None, help="legend label per --ckpt")
     c.add_argument("--out", default=None, help="folder for collapse.json / collapse.png")
     c.add_argument("--images", type=int, default=1024, help="test images to use")
-    c.add_argument("--pool", choices=["cls", "mean"], default="cls")
+    # models.pooling.DEFAULT_POOL, typed here: importing the models would slow `maelab --help`
+    c.add_argument("--pool", choices=["cls", "mean"], default="mean", help="default: mean")
     c.add_argument(
         "--ratio",
         type=float,

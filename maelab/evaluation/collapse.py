@@ -17,11 +17,12 @@ from maelab.config import MaskConfig, override_data
 from maelab.data import build_splits
 from maelab.data.base import Split
 from maelab.data.loader import eval_batches
-from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.evaluation.features import encoder_tokens
+from maelab.masking import MaskGeometry, draw_mask
 from maelab.metrics import CollapseStats, collapse_stats
 from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
-from maelab.models.pooling import Pool, pool_tokens
+from maelab.models.pooling import DEFAULT_POOL, Pool, pool_tokens
 from maelab.plotting import save_figure
 from maelab.run_folder import COLLAPSE_FILE, RunFolder, write_json_atomic
 
@@ -35,14 +36,14 @@ def encoder_views(
     split: Split,
     mask: MaskConfig,
     num_images: int = 1024,
-    pool: Pool = "cls",
+    pool: Pool = DEFAULT_POOL,
     seed: int = 0,
     batch_size: int = 256,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pooled features of the first `num_images` images: full image, masked view 1, view 2.
 
-    The two views use independent masks drawn as `mask` says (strategy, ratio, unit); each is
-    (N, D) on the CPU.
+    The two views use independent masks drawn as `mask` (the run's mask config) says:
+    strategy, ratio, unit; each is (N, D) on the CPU.
     """
     was_training = model.training
     model.eval()
@@ -55,11 +56,10 @@ def encoder_views(
         for imgs, _ in eval_batches(split, batch_size, model.arch.img_size, device):
             imgs = imgs[: num_images - seen]
             n = imgs.shape[0]
-            full.append(pool_tokens(model.encode(imgs), pool).float().cpu())
+            full.append(pool_tokens(encoder_tokens(model, imgs), pool).float().cpu())
             for out in (v1, v2):
-                noise = mask_noise_for(mask, n, geom, g).to(device)
-                latent, _, _ = model.forward_encoder(imgs, mask.ratio, noise)
-                out.append(pool_tokens(latent, pool).float().cpu())
+                view = encoder_tokens(model, imgs, draw_mask(mask, n, geom, g).to(device))
+                out.append(pool_tokens(view, pool).float().cpu())
             seen += n
             if seen >= num_images:
                 break
@@ -74,7 +74,7 @@ def model_collapse(
     mask: MaskConfig,
     label: str = "model",
     num_images: int = 1024,
-    pool: Pool = "cls",
+    pool: Pool = DEFAULT_POOL,
     seed: int = 0,
 ) -> CollapseStats:
     """Collapse numbers of a model's encoder on a split (views masked as `mask` says)."""
@@ -93,7 +93,7 @@ def analyze_checkpoints(
     paths: list[str | Path],
     labels: list[str] | None = None,
     num_images: int = 1024,
-    pool: Pool = "cls",
+    pool: Pool = DEFAULT_POOL,
     mask_ratio: float | None = None,
     device: str = "cpu",
     data_overrides: list[str] | None = None,
@@ -118,7 +118,7 @@ def write_collapse_analysis(
     out_dir: str | Path | None = None,
     labels: list[str] | None = None,
     num_images: int = 1024,
-    pool: Pool = "cls",
+    pool: Pool = DEFAULT_POOL,
     mask_ratio: float | None = None,
     data_overrides: list[str] | None = None,
 ) -> tuple[list[CollapseStats], Path, Path]:

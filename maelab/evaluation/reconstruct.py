@@ -15,7 +15,7 @@ from maelab.data.loader import eval_batches
 from maelab.engine.build import check_mask_config
 from maelab.engine.device import resolve_device
 from maelab.errors import ConfigError
-from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.masking import MaskGeometry, draw_mask
 from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.run_folder import RunFolder
@@ -45,8 +45,7 @@ def reconstruct(
     model.eval()
     g = torch.Generator().manual_seed(seed)
     geom = MaskGeometry(model.arch.grid_size, model.patch_size)
-    noise = mask_noise_for(mask, imgs.shape[0], geom, g).to(imgs.device)
-    _, pred, removed = model(imgs, mask_ratio=mask.ratio, noise=noise)
+    _, pred, removed = model(imgs, mask=draw_mask(mask, imgs.shape[0], geom, g))
     patches = model.patchify(imgs)  # (N, L, p*p*C)
     pred = pred.float()
     if model.norm_pix_loss:

@@ -23,20 +23,13 @@ from maelab.config import Config, MaskConfig
 from maelab.data.base import ImageSet, Splits
 from maelab.data.synthetic import grid_sizes, latent_dims, synthetic_layout
 from maelab.evaluation.baselines import random_encoder
-from maelab.masking import MaskGeometry, mask_from_noise, mask_noise_for
+from maelab.evaluation.features import Features, pixel_token_features, token_features
+from maelab.masking import Mask, MaskGeometry, draw_mask
 from maelab.metrics import effective_rank
 from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.inputs import take
-from maelab.probes.selectivity import (
-    Readout,
-    TokenView,
-    encoder_view,
-    pixel_view,
-    principal_views,
-    selectivity,
-    visible_from_noise,
-)
+from maelab.probes.selectivity import Readout, principal_views, selectivity
 from maelab.run_folder import RunFolder
 from maelab.theory.shared_latents import shared_latents
 
@@ -47,19 +40,19 @@ MASK_STREAM = 7  # generator offset of the readout masks, apart from training's 
 
 def readout_masks(
     mask: MaskConfig, model: MaskedAutoencoder, n_fit: int, n_held: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mask noise of the fit and held-out images, drawn as training draws them, fixed per seed."""
+) -> tuple[Mask, Mask]:
+    """Masks of the fit and held-out images, drawn as training draws them (the run's ratio,
+    strategy and unit), fixed per seed."""
     geom = MaskGeometry(model.arch.grid_size, model.patch_size)
     g = torch.Generator().manual_seed(1000 * seed + MASK_STREAM)
-    return mask_noise_for(mask, n_fit, geom, g), mask_noise_for(mask, n_held, geom, g)
+    return draw_mask(mask, n_fit, geom, g), draw_mask(mask, n_held, geom, g)
 
 
-def shared_fractions(cfg: Config, patch_size: int, noise: torch.Tensor) -> dict[str, float]:
-    """The share of each level's nodes that the masks of `noise` leave shared
+def shared_fractions(cfg: Config, patch_size: int, mask: Mask) -> dict[str, float]:
+    """The share of each level's nodes that `mask` leaves shared
     (`maelab.theory.shared_latents`): the derived prediction of Kong et al. for this condition."""
     layout = synthetic_layout(cfg.data.synthetic, patch_size)
-    _, mask, _ = mask_from_noise(noise, cfg.mask.ratio)
-    shared = shared_latents(mask.bool(), layout["patch_region"], layout["patch_cell"])
+    shared = shared_latents(mask.removed, layout["patch_region"], layout["patch_cell"])
     return shared.fractions()
 
 
@@ -84,21 +77,20 @@ def study_metrics(
         return {}
     seed = cfg.train.seed
     fit, held = take(train, images), take(test, images)
-    nf, nh = readout_masks(cfg.mask, model, len(fit), len(held), seed)
-    vf, vh = visible_from_noise(nf, cfg.mask.ratio), visible_from_noise(nh, cfg.mask.ratio)
+    mf, mh = readout_masks(cfg.mask, model, len(fit), len(held), seed)
     out: dict[str, float] = {
-        f"shared.{k}": v for k, v in shared_fractions(cfg, model.patch_size, nf).items()
+        f"shared.{k}": v for k, v in shared_fractions(cfg, model.patch_size, mf).items()
     }
-    views: dict[str, tuple[TokenView, TokenView]] = {}
+    views: dict[str, tuple[Features, Features]] = {}
     for source, net in (("encoder", model), ("random", random_encoder(model.arch, seed))):
-        views[f"full.{source}"] = (encoder_view(net, fit), encoder_view(net, held))
-        views[f"masked.{source}"] = (
-            encoder_view(net, fit, nf, cfg.mask.ratio),
-            encoder_view(net, held, nh, cfg.mask.ratio),
-        )
+        views[f"full.{source}"] = (token_features(net, fit), token_features(net, held))
+        views[f"masked.{source}"] = (token_features(net, fit, mf), token_features(net, held, mh))
     p = model.patch_size
-    views["full.pixels"] = (pixel_view(fit, p), pixel_view(held, p))
-    views["masked.pixels"] = (pixel_view(fit, p, vf), pixel_view(held, p, vh))
+    views["full.pixels"] = (pixel_token_features(fit, p), pixel_token_features(held, p))
+    views["masked.pixels"] = (
+        pixel_token_features(fit, p, mf.visible),
+        pixel_token_features(held, p, mh.visible),
+    )
     for prefix, (vfit, vheld) in views.items():
         _record(out, prefix, selectivity(vfit, fit, vheld, held, kernel, seed), kernel)
     k = principal_k(cfg)
@@ -107,7 +99,7 @@ def study_metrics(
         for name, value in selectivity(pf, fit, ph, held, seed=seed).linear.items():
             out[f"selp.full.{source}.{name}"] = value
     for source in ("encoder", "random"):
-        out[f"{HELD_RANK}.{source}"] = effective_rank(views[f"full.{source}"][1].pooled)
+        out[f"{HELD_RANK}.{source}"] = effective_rank(views[f"full.{source}"][1].x)
     return out
 
 
@@ -164,11 +156,11 @@ def learning_curve(
             curve.append({"step": step, **final})
             continue
         net, _ = load_pretrained(path)
-        vf, vh = encoder_view(net, fit), encoder_view(net, held)
+        vf, vh = token_features(net, fit), token_features(net, held)
         res = selectivity(vf, fit, vh, held, seed=seed, readouts=CURVE_READOUTS)
         row: dict[str, Any] = {"step": step}
         row.update({r: res.linear[r] for r in CURVE_READOUTS if not math.isnan(res.linear[r])})
-        row["effective_rank"] = effective_rank(vh.pooled)  # Zhang et al.: collapse over training
+        row["effective_rank"] = effective_rank(vh.x)  # Zhang et al.: collapse over training
         if k is not None:
             pf, ph = principal_views(vf, vh, k)
             row["s_g_topk"] = selectivity(pf, fit, ph, held, seed=seed, readouts=("s_g",)).linear[

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from timm.models.vision_transformer import Attention, Block
 
+from maelab.evaluation.features import encoder_tokens
+from maelab.masking import Mask
 from maelab.models.mae import MaskedAutoencoder
 
 
@@ -61,23 +63,24 @@ def block_attention(blk: Block, x: torch.Tensor) -> torch.Tensor:
 
 
 def decoder_attention(
-    model: MaskedAutoencoder, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Attention maps of every decoder block, (N, heads, 1 + L, 1 + L) each (cls first, then
-    patches in raster order), and the mask (N, L) with 1 = removed."""
-    latent, mask, ids_restore = model.forward_encoder(imgs, mask_ratio, noise)
-    x = decoder_input(model, latent, ids_restore)
+    model: MaskedAutoencoder, imgs: torch.Tensor, mask: Mask
+) -> list[torch.Tensor]:
+    """Attention maps of every decoder block under `mask`, (N, heads, 1 + L, 1 + L) each (cls
+    first, then patches in raster order)."""
+    mask = mask.to(imgs.device)
+    x = decoder_input(model, encoder_tokens(model, imgs, mask), mask.ids_restore)
     maps = []
     for blk in model.decoder_blocks:
         maps.append(block_attention(blk, x))
         x = blk(x)
-    return maps, mask
+    return maps
 
 
 def patch_errors(
-    model: MaskedAutoencoder, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor
+    model: MaskedAutoencoder, imgs: torch.Tensor, mask: Mask
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-patch reconstruction error (N, L), the model's loss before averaging, and the mask."""
-    _, pred, mask = model(imgs, mask_ratio=mask_ratio, noise=noise)
+    """Per-patch reconstruction error (N, L), the model's loss before averaging, and the
+    official float mask (N, L), 1 = removed."""
+    _, pred, removed = model(imgs, mask=mask)
     err = (pred.float() - model.target(imgs).float()).pow(2).mean(dim=-1)  # (N, L)
-    return err, mask
+    return err, removed

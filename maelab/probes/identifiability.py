@@ -28,28 +28,12 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from maelab.data.base import ImageSet
-from maelab.models.mae import MaskedAutoencoder, patchify
-from maelab.probes.inputs import (
-    eval_mode,
-    holdout_split,
-    model_device,
-    normalised,
-    take,
-    unit_patches,
-)
+from maelab.evaluation.features import Features, pixel_token_features, token_features
+from maelab.models.mae import MaskedAutoencoder
+from maelab.probes.inputs import holdout_split, take, unit_patches
 from maelab.probes.ridge import r2, ridge_loo
 
 LEVELS = ("class", "global", "region", "region_noise", "cell", "cell_noise", "control")
-
-
-@dataclass
-class Features:
-    """Frozen features of a set of images: patch tokens and pooled image-level vectors."""
-
-    tokens: torch.Tensor  # (N, L, D), patches in raster order
-    pooled: dict[str, torch.Tensor]  # name -> (N, d), e.g. "cls", "mean", "pixels"
-    patch_size: int
-    image_size: int
 
 
 @dataclass(frozen=True)
@@ -91,37 +75,6 @@ class IdentifiabilityResult:
         return out
 
 
-# ---------------------------------------------------------------- features
-def encoder_features(
-    model: MaskedAutoencoder, images: ImageSet, layer: int | None = None, batch_size: int = 256
-) -> Features:
-    """Tokens of ``model.encode`` on all patches; pooled: ``cls`` and ``mean`` (of patch tokens)."""
-    device = model_device(model)
-    tokens = []
-    with eval_mode(model):
-        for start in range(0, len(images), batch_size):
-            imgs = normalised(take(images, batch_size, start), device)
-            tokens.append(model.encode(imgs, layer=layer).float().cpu())
-    x = torch.cat(tokens)  # (N, 1 + L, D)
-    patches = x[:, 1:]
-    return Features(
-        tokens=patches,
-        pooled={"cls": x[:, 0], "mean": patches.mean(dim=1)},
-        patch_size=model.patch_size,
-        image_size=model.arch.img_size,
-    )
-
-
-def pixel_features(images: ImageSet, patch_size: int) -> Features:
-    """Raw (standardised) pixels as features: each patch a token; pooled: the whole image."""
-    x = normalised(images)
-    tokens = patchify(x, patch_size)  # (N, L, p*p*C)
-    return Features(
-        tokens=tokens,
-        pooled={"pixels": x.reshape(x.shape[0], -1)},
-        patch_size=patch_size,
-        image_size=x.shape[-1],
-    )
 
 
 # ---------------------------------------------------------------- regressions
@@ -351,9 +304,9 @@ def identifiability(
     """
     fit_set, held_set = _fit_and_held(images, fit_images, max_images)
     return identifiability_from_features(
-        encoder_features(model, fit_set, layer),
+        token_features(model, fit_set, layer=layer),
         fit_set,
-        encoder_features(model, held_set, layer),
+        token_features(model, held_set, layer=layer),
         held_set,
         label=label,
         kernel=kernel,
@@ -374,9 +327,9 @@ def pixel_identifiability(
     the whole image as the pooled feature)."""
     fit_set, held_set = _fit_and_held(images, fit_images, max_images)
     return identifiability_from_features(
-        pixel_features(fit_set, patch_size),
+        pixel_token_features(fit_set, patch_size),
         fit_set,
-        pixel_features(held_set, patch_size),
+        pixel_token_features(held_set, patch_size),
         held_set,
         label=label,
         kernel=kernel,

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from maelab.config import MaskConfig
+from maelab.config import MASK_RATIO, MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise_for, num_keep
+from maelab.masking import MaskGeometry, mask_from_noise, mask_noise_for, num_keep
 from maelab.models.mae import MaskedAutoencoder, patchify
 from maelab.probes.activations import patch_errors
 from maelab.probes.inputs import (
@@ -146,7 +146,7 @@ def compare_knockouts(
     model: MaskedAutoencoder,
     images: ImageSet,
     fit_images: ImageSet,
-    base_ratio: float = 0.5,
+    base_ratio: float,
     num_knocked: int = 4,
     num_masks: int = 4,
     targets_per_mask: int = 4,
@@ -164,14 +164,18 @@ def compare_knockouts(
         raise ValueError(f"base_ratio={base_ratio} keeps {keep} of {num_patches} patches")
     g = torch.Generator().manual_seed(seed)
     base = mask_noise_for(MaskConfig(ratio=base_ratio), num_masks, MaskGeometry(grid, p), g)
-    removed = base.argsort(dim=1)[:, keep:]  # (M, L - K)
+    removed = mask_from_noise(base, base_ratio).ids_removed  # (M, L - K)
     t = min(targets_per_mask, num_patches - keep)
     pick = torch.rand(removed.shape, generator=g).argsort(dim=1)[:, :t]
     targets = torch.gather(removed, 1, pick).reshape(-1)  # (M*t,): one config per target
     rows = base.repeat_interleave(t, dim=0)
     near, far, near_d, far_d = knockout_noise(rows, targets, k, grid, base_ratio, g)
     after = ratio_for_keep(num_patches, keep - k)
-    noises = {"base": (rows, base_ratio), "near": (near, after), "far": (far, after)}
+    masks = {
+        "base": mask_from_noise(rows, base_ratio),
+        "near": mask_from_noise(near, after),
+        "far": mask_from_noise(far, after),
+    }
     positions = sorted(set(targets.tolist()))
     column = [positions.index(tgt) for tgt in targets.tolist()]
     device = model_device(model)
@@ -181,18 +185,17 @@ def compare_knockouts(
         y = model.target(imgs).double().cpu()[:, positions]  # (N, T, D) the model's targets
         fit_y = model.target(fit_imgs).double().cpu()[:, positions]
         scale = float(y.var(dim=0).mean())
-        for name, (noise, ratio) in noises.items():
+        for name, mask in masks.items():
             per_config = []
             for c, tgt in enumerate(targets.tolist()):
-                row = noise[c : c + 1].expand(imgs.shape[0], -1).to(device)
-                per_config.append(patch_errors(model, imgs, ratio, row)[0][:, tgt].double().cpu())
+                same = mask.rows(torch.full((imgs.shape[0],), c))  # config c for every image
+                per_config.append(patch_errors(model, imgs, same)[0][:, tgt].double().cpu())
             model_err[name] = torch.stack(per_config) / scale  # (configs, N)
     x = patchify(imgs, p).cpu()
     ref = fit_reference(patchify(fit_imgs, p).cpu(), fit_y)
     ref_err: dict[str, torch.Tensor] = {}
-    for name, (noise, ratio) in noises.items():
-        visible = noise.argsort(dim=1)[:, : num_keep(num_patches, ratio)]
-        sets = [(visible[c], column[c]) for c in range(len(column))]
+    for name, mask in masks.items():
+        sets = [(mask.ids_keep[c], column[c]) for c in range(len(column))]
         ref_err[name] = reference_errors(ref, x, y, sets) / scale
     details = {
         "num_knocked": float(k),
@@ -215,7 +218,7 @@ def q5_experiment(
     model: MaskedAutoencoder,
     images: ImageSet,
     fit_images: ImageSet | None = None,
-    mask_ratio: float = 0.75,
+    mask_ratio: float = MASK_RATIO,
     num_knocked: int = 4,
     num_masks: int = 4,
     targets_per_mask: int = 4,
@@ -223,11 +226,12 @@ def q5_experiment(
     max_fit: int | None = 4096,
     seed: int = 0,
 ) -> QuestionResult:
-    """q5_experiment(model, images, fit_images=None, mask_ratio=0.75, num_knocked=4, num_masks=4,
-    targets_per_mask=4, max_images=256, max_fit=4096, seed=0) -> QuestionResult: the model's
-    near advantage against a ridge reference's (needs the decoder). ``mask_ratio`` is the
-    model's training ratio: the base mask keeps ``num_knocked`` patches more, so each knock-out
-    variant shows the model as many patches as in training."""
+    """q5_experiment(model, images, fit_images=None, mask_ratio=MASK_RATIO, num_knocked=4,
+    num_masks=4, targets_per_mask=4, max_images=256, max_fit=4096, seed=0) -> QuestionResult:
+    the model's near advantage against a ridge reference's (needs the decoder). ``mask_ratio``
+    is the model's training ratio (the checkpoint's when the runner calls it): the base mask
+    keeps ``num_knocked`` patches more, so each knock-out variant shows the model as many
+    patches as in training."""
     if fit_images is None:
         fit_images, images = holdout_split(images)
     num_patches = model.arch.grid_size**2

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-from maelab.config import MaskConfig
+from maelab.config import MASK_RATIO, MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise_for, num_keep
+from maelab.masking import MaskGeometry, draw_mask, mask_from_noise, mask_noise_for, num_keep
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.activations import decoder_attention, patch_errors
 from maelab.probes.inputs import (
@@ -69,7 +69,7 @@ class KnockoutResult:
     near_distance: float  # mean grid distance of the knocked-out patches to the target
     far_distance: float
     num_targets: int
-    mask_ratio: float  # ratio of the base mask
+    mask_ratio: float  # ratio of the base mask (each variant keeps `num_knocked` patches fewer)
 
 
 @dataclass
@@ -144,21 +144,22 @@ def attention_locality(
 def decoder_attention_probe(
     model: MaskedAutoencoder,
     images: ImageSet,
-    mask_ratio: float = 0.75,
+    mask_ratio: float = MASK_RATIO,
     max_images: int | None = 128,
     seed: int = 0,
 ) -> AttentionLocality:
-    """Locality of the decoder's attention from masked queries, on a fixed random mask.
-    A model without decoder blocks gets nan values and empty lists."""
+    """Locality of the decoder's attention from masked queries, on a fixed random mask at
+    ``mask_ratio``. A model without decoder blocks gets nan values and empty lists."""
     subset = take(images, max_images)
     grid = model.arch.grid_size
     g = torch.Generator().manual_seed(seed)
     geom = MaskGeometry(grid, model.patch_size)
     with eval_mode(model):
         imgs = normalised(subset, model_device(model))
-        noise = mask_noise_for(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(imgs.device)
-        maps, mask = decoder_attention(model, imgs, mask_ratio, noise)
-    stats = [attention_locality(a, mask, grid, visible=1.0 - mask) for a in maps]
+        mask = draw_mask(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(imgs.device)
+        maps = decoder_attention(model, imgs, mask)
+    removed = mask.removed.float()  # (N, L) the masked queries
+    stats = [attention_locality(a, removed, grid, visible=1.0 - removed) for a in maps]
     if not stats:
         nan = math.nan
         return AttentionLocality(nan, nan, nan, nan, nan, nan, nan, [], [], [], [], mask_ratio)
@@ -225,25 +226,37 @@ def knockout_noise(
     return variants[0], variants[1], distances[0], distances[1]
 
 
+def knockout_base_ratio(num_patches: int, mask_ratio: float, num_knocked: int) -> float:
+    """The ratio of a base mask that keeps ``num_knocked`` patches more than ``mask_ratio``: each
+    knock-out variant then shows the model as many patches as training at ``mask_ratio`` did."""
+    return ratio_for_keep(
+        num_patches, min(num_patches, num_keep(num_patches, mask_ratio) + num_knocked)
+    )
+
+
 def knockout_probe(
     model: MaskedAutoencoder,
     images: ImageSet,
-    mask_ratio: float = 0.5,
+    mask_ratio: float | None = None,
     num_knocked: int = 4,
     targets_per_image: int = 4,
     max_images: int | None = 128,
     seed: int = 0,
+    training_ratio: float = MASK_RATIO,
 ) -> KnockoutResult:
     """Error increase on removed target patches when the nearest vs the farthest visible patches
     are removed as well (see the module docstring).
 
-    With the defaults on a 4x4 grid the base mask keeps 8 patches and each variant keeps 4, the
-    training ratio 0.75. ``num_knocked`` is capped at half the visible patches so that the near
-    and far sets never overlap.
+    The base mask is drawn at ``mask_ratio``; None: it keeps ``num_knocked`` patches more than
+    ``training_ratio`` (`knockout_base_ratio`), so that each variant keeps as many as training
+    did (4x4 grid, 0.75: the base keeps 8 patches, each variant 4). ``num_knocked`` is capped at
+    half the visible patches so that the near and far sets never overlap.
     """
     subset = take(images, max_images)
     grid = model.arch.grid_size
     num_patches = grid * grid
+    if mask_ratio is None:
+        mask_ratio = knockout_base_ratio(num_patches, training_ratio, num_knocked)
     keep = num_keep(num_patches, mask_ratio)
     k = min(num_knocked, keep // 2)
     if k < 1 or keep == num_patches:
@@ -257,7 +270,7 @@ def knockout_probe(
     imgs = normalised(subset, device)
     n = imgs.shape[0]
     base = mask_noise_for(MaskConfig(ratio=mask_ratio), n, geom, g)  # (N, L) on cpu
-    removed_order = base.argsort(dim=1)[:, keep:]  # (N, L - K) removed patches
+    removed_order = mask_from_noise(base, mask_ratio).ids_removed  # (N, L - K)
     t = min(targets_per_image, num_patches - keep)
     pick = torch.rand(n, removed_order.shape[1], generator=g).argsort(dim=1)[:, :t]
     targets = torch.gather(removed_order, 1, pick).reshape(-1)  # (N * t,)
@@ -267,10 +280,13 @@ def knockout_probe(
     after = ratio_for_keep(num_patches, keep - k)
     x = imgs[rows.to(device)]
     idx = torch.arange(rows.numel())
+    masks = {"base": mask_from_noise(base_rows, mask_ratio), "near": mask_from_noise(near, after),
+             "far": mask_from_noise(far, after)}  # fmt: skip
     with eval_mode(model):
-        e_base = patch_errors(model, x, mask_ratio, base_rows.to(device))[0].cpu()[idx, targets]
-        e_near = patch_errors(model, x, after, near.to(device))[0].cpu()[idx, targets]
-        e_far = patch_errors(model, x, after, far.to(device))[0].cpu()[idx, targets]
+        e_base, e_near, e_far = (
+            patch_errors(model, x, masks[name])[0].cpu()[idx, targets]
+            for name in ("base", "near", "far")
+        )
     d_near, d_far = (e_near - e_base).double(), (e_far - e_base).double()
     paired = (e_near - e_far).double()
     m = d_near.numel()
@@ -299,17 +315,17 @@ def knockout_probe(
 def interpolation_probe(
     model: MaskedAutoencoder,
     images: ImageSet,
-    mask_ratio: float = 0.75,
-    knockout_ratio: float = 0.5,
+    mask_ratio: float = MASK_RATIO,
+    knockout_ratio: float | None = None,
     num_knocked: int = 4,
     max_images: int | None = 128,
     seed: int = 0,
 ) -> InterpolationResult:
-    """Decoder attention locality (at ``mask_ratio``) and the near / far knock-out (from a base
-    mask at ``knockout_ratio``)."""
+    """Decoder attention locality (at ``mask_ratio``, the checkpoint's ratio when the runner
+    calls it) and the near / far knock-out (from a base mask at ``knockout_ratio``; None: one
+    that keeps ``num_knocked`` patches more than ``mask_ratio``)."""
     return InterpolationResult(
         attention=decoder_attention_probe(model, images, mask_ratio, max_images, seed),
-        knockout=knockout_probe(
-            model, images, knockout_ratio, num_knocked, max_images=max_images, seed=seed
-        ),
-    )
+        knockout=knockout_probe(model, images, knockout_ratio, num_knocked, max_images=max_images,
+                                seed=seed, training_ratio=mask_ratio),
+    )  # fmt: skip

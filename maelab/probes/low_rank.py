@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import torch
 from scipy.stats import spearmanr
 
-from maelab.config import MaskConfig
+from maelab.config import MASK_RATIO, MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise_for, num_keep
+from maelab.masking import MaskGeometry, draw_mask, num_keep
 from maelab.models.mae import MaskedAutoencoder, patchify
 from maelab.probes.activations import patch_errors
 from maelab.probes.inputs import (
@@ -87,23 +87,22 @@ def top_energy_share(s: torch.Tensor, k: int) -> torch.Tensor:
 def masked_error_per_image(
     model: MaskedAutoencoder,
     imgs: torch.Tensor,
-    mask_ratio: float = 0.75,
+    mask: MaskConfig | None = None,
     num_masks: int = 2,
     seed: int = 0,
-    strategy: str = "random",
-    unit: int | None = None,
 ) -> torch.Tensor:
     """Mean reconstruction error over the removed patches of each image (N,), averaged over
-    ``num_masks`` fixed random masks (the same masks for every model given the seed)."""
+    ``num_masks`` fixed masks drawn as ``mask`` says (default: random at the default ratio; the
+    same masks for every model given the seed)."""
     g = torch.Generator().manual_seed(seed)
     geom = MaskGeometry(model.arch.grid_size, model.patch_size)
-    mask_cfg = MaskConfig(strategy=strategy, ratio=mask_ratio, unit=unit)
+    mask = mask or MaskConfig()
     total = torch.zeros(imgs.shape[0], dtype=torch.float64)
     with eval_mode(model):
         for _ in range(num_masks):
-            noise = mask_noise_for(mask_cfg, imgs.shape[0], geom, g).to(imgs.device)
-            err, mask = patch_errors(model, imgs, mask_ratio, noise)
-            per_image = (err * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
+            drawn = draw_mask(mask, imgs.shape[0], geom, g).to(imgs.device)
+            err, removed = patch_errors(model, imgs, drawn)
+            per_image = (err * removed).sum(dim=1) / removed.sum(dim=1).clamp_min(1.0)
             total += per_image.double().cpu()
     return total / num_masks
 
@@ -113,7 +112,7 @@ def low_rank_probe(
     images: ImageSet,
     patch_sizes: tuple[int, ...] = (2, 4, 8),
     max_images: int | None = 256,
-    mask_ratio: float = 0.75,
+    mask_ratio: float = MASK_RATIO,
     num_masks: int = 2,
     top_fraction: float = 0.25,
     seed: int = 0,
@@ -146,7 +145,11 @@ def low_rank_probe(
             image_er = er
     assert image_er is not None
     errors = masked_error_per_image(
-        model, normalised(subset, model_device(model)), mask_ratio, num_masks, seed
+        model,
+        normalised(subset, model_device(model)),
+        MaskConfig(ratio=mask_ratio),
+        num_masks,
+        seed,
     )
     rho, pval = spearmanr(image_er.numpy(), errors.numpy())
     return LowRankResult(
@@ -220,14 +223,15 @@ def q2_experiment(
     images: ImageSet,
     rank: int | None = None,
     fit_images: ImageSet | None = None,
-    mask_ratio: float = 0.75,
+    mask_ratio: float = MASK_RATIO,
     max_images: int | None = 256,
     num_masks: int = 4,
     seed: int = 0,
 ) -> QuestionResult:
-    """q2_experiment(model, images, rank=None, fit_images=None, mask_ratio=0.75, max_images=256,
-    num_masks=4, seed=0) -> QuestionResult: the MAE's masked-patch error against the data-only
-    optimum (needs the decoder; `rank` = data.lowrank.rank adds the formula's value)."""
+    """q2_experiment(model, images, rank=None, fit_images=None, mask_ratio=MASK_RATIO,
+    max_images=256, num_masks=4, seed=0) -> QuestionResult: the MAE's masked-patch error against
+    the data-only optimum at ``mask_ratio`` (the checkpoint's ratio when the runner calls it;
+    needs the decoder; `rank` = data.lowrank.rank adds the formula's value)."""
     if fit_images is None:
         fit_images, images = holdout_split(images)
     subset = take(images, max_images)
@@ -249,10 +253,10 @@ def q2_experiment(
         # unexplained share: errors over the removed patches' variance across images
         scale = float(target.var(dim=0).mean())
         for _ in range(num_masks):
-            noise = mask_noise_for(MaskConfig(ratio=mask_ratio), n, geom, g)
-            err, mask = patch_errors(model, imgs, mask_ratio, noise.to(device))
-            removed = mask.double().cpu()  # (N, L) 1 = removed
-            visible = noise.argsort(dim=1)[:, :keep]  # the official rule: smallest noise kept
+            mask = draw_mask(MaskConfig(ratio=mask_ratio), n, geom, g)
+            err, removed = patch_errors(model, imgs, mask)
+            removed = removed.double().cpu()  # (N, L) 1 = removed
+            visible = mask.ids_keep  # the official rule: smallest noise kept
             guess = _in_target_space(model, conditional_patches(x, visible, mean, cov), x)
             ref = (guess - target).pow(2).mean(dim=-1)  # (N, L)
             model_err += (err.double().cpu() * removed).sum(1) / removed.sum(1) / scale

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from maelab import stats
 from maelab import verdicts as vd
-from maelab.config import DataConfig, override_data
+from maelab.config import DataConfig, MaskConfig, override_data
 from maelab.data.base import ImageSet
 from maelab.errors import ConfigError
 from maelab.evaluation.baselines import random_encoder
@@ -62,6 +62,7 @@ class ProbeTarget:
     official: bool
     data: DataConfig
     seed: int  # the training seed: the untrained control is that seed's initial network
+    mask: MaskConfig  # the training mask (official weights: the default); probes use its ratio
 
     @property
     def has_latents(self) -> bool:
@@ -113,7 +114,8 @@ def load_target(
                        imagenet)  # fmt: skip
     has_decoder = official is None or official.has_decoder
     seed = 0 if official is not None else cfg.train.seed
-    return ProbeTarget(model, images, fit, has_decoder, official is not None, data, seed)
+    return ProbeTarget(model, images, fit, has_decoder, official is not None, data, seed,
+                       cfg.mask)  # fmt: skip
 
 
 def missing_need(target: ProbeTarget, decoder: bool, latents: bool) -> str:
@@ -162,8 +164,8 @@ def run_question(
 ) -> QuestionResult:
     """Call a question's experiment with the options its signature names: `max_images`,
     `fit_images` (other images than the tested ones), `seed` (0), `untrained` / `control` (the
-    checkpoint's architecture at its training seed's initial weights) and `rank` (the low-rank
-    family's rank, on that data)."""
+    checkpoint's architecture at its training seed's initial weights), `rank` (the low-rank
+    family's rank, on that data) and `mask_ratio` (the checkpoint's training ratio)."""
     params = inspect.signature(fn).parameters
     offered: dict[str, Callable[[], Any]] = {
         "max_images": lambda: max_images,
@@ -172,6 +174,7 @@ def run_question(
         "untrained": lambda: untrained_like(target),
         "control": lambda: untrained_like(target),
         "rank": lambda: low_rank_of(target.data),
+        "mask_ratio": lambda: target.mask.ratio,
     }
     opts = {k: make() for k, make in offered.items() if k in params}
     return fn(target.model, target.images, **{k: v for k, v in opts.items() if v is not None})
@@ -247,6 +250,8 @@ def probe_checkpoint(
         opts = dict(DEFAULT_OPTIONS.get(name, {}))
         if max_images is not None and "max_images" in opts:
             opts["max_images"] = max_images
+        if "mask_ratio" in inspect.signature(get_probe(name).run).parameters:
+            opts["mask_ratio"] = target.mask.ratio  # the checkpoint's, not a default
         opts.update((options or {}).get(name, {}))
         if name == "identifiability" and target.fit_images.latents:
             opts.setdefault("fit_images", target.fit_images)

@@ -13,48 +13,33 @@ encoder, raw pixels) this module reads, held out (fit on one image set, scored o
   non-linear in z_g). Kong et al. identify the shared latent up to an invertible map, so a
   linear readout of z_g itself can sit below that of s_g for an encoder that recovered it.
 
-The linear ridge is the primary readout, Nystroem-RBF ridge the one beside it. On the full
-view a unit's feature is the concatenation of its tokens. A `TokenView` made with a mask (the
-training mask applied) holds the encoder's tokens of the visible patches only; a unit's feature
-is then the mean of its visible tokens (a concatenation with empty slots would mix how many
-patches are visible into the readout), scored on the images where the unit has a visible patch:
-the readout at visible positions only.
+The linear ridge is the primary readout, Nystroem-RBF ridge the one beside it. The readouts
+take `maelab.evaluation.features.Features` with tokens (`token_features`,
+`pixel_token_features`) and read their pooled vector `x` (the mean of the visible tokens; the
+whole image for pixels). On the full view a unit's feature is the concatenation of its tokens.
+Features made under a `Mask` (the training mask applied) hold the encoder's tokens of the
+visible patches only; a unit's feature is then the mean of its visible tokens (a concatenation
+with empty slots would mix how many patches are visible into the readout), scored on the images
+where the unit has a visible patch: the readout at visible positions only.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from maelab.data.base import ImageSet
-from maelab.masking import mask_from_noise
-from maelab.models.mae import MaskedAutoencoder, patchify
+from maelab.evaluation.features import PIXELS, Features
 from maelab.probes.identifiability import as_numpy, kernel_maps, kernel_ridge, standardise
-from maelab.probes.inputs import eval_mode, model_device, normalised, take, unit_patches
+from maelab.probes.inputs import unit_patches
 from maelab.probes.ridge import r2, ridge_loo
 
 READOUTS = ("z_g", "s_g", "e_r", "e_c", "control")
 MIN_ROWS = 8  # a region / cell visible in fewer fit or held-out images is not scored
-
-
-@dataclass
-class TokenView:
-    """Features of a set of images as one probe reads them."""
-
-    tokens: torch.Tensor  # (N, L, D) in raster order; zero where a patch is masked
-    visible: torch.Tensor  # (N, L) bool
-    pooled: torch.Tensor  # (N, d)
-    patch_size: int
-    image_size: int
-    pool: str = "mean"  # how `pooled` is made of the tokens: "mean" or "concat" (pixels)
-
-    @property
-    def masked(self) -> bool:
-        return not bool(self.visible.all())
 
 
 @dataclass(frozen=True)
@@ -65,77 +50,23 @@ class Readout:
     kernel: dict[str, float]
 
 
-def visible_from_noise(noise: torch.Tensor, ratio: float) -> torch.Tensor:
-    """The patches a mask keeps, (N, L) bool, from the strategy's noise (argsort masking)."""
-    _, mask, _ = mask_from_noise(noise, ratio)
-    return mask == 0
-
-
-@torch.no_grad()
-def encoder_view(
-    model: MaskedAutoencoder,
-    images: ImageSet,
-    noise: torch.Tensor | None = None,
-    ratio: float = 0.0,
-    batch_size: int = 256,
-) -> TokenView:
-    """Encoder tokens of every patch (`noise=None`), or of the patches a mask keeps: the encoder
-    then sees only those (as in training) and the masked slots stay zero. Pooled: token mean."""
-    device = model_device(model)
-    chunks, pooled, vis = [], [], []
-    with eval_mode(model):
-        for start in range(0, len(images), batch_size):
-            imgs = normalised(take(images, batch_size, start), device)
-            n = imgs.shape[0]
-            if noise is None:
-                x = model.encode(imgs)[:, 1:].float().cpu()  # (n, L, D)
-                chunks.append(x)
-                pooled.append(x.mean(dim=1))
-                vis.append(torch.ones(x.shape[:2], dtype=torch.bool))
-                continue
-            part = noise[start : start + n].to(device)
-            latent, _, _ = model.forward_encoder(imgs, ratio, part)
-            kept = latent[:, 1:].float().cpu()  # (n, K, D)
-            ids_keep = torch.argsort(part.cpu(), dim=1)[:, : kept.shape[1]]
-            x = torch.zeros(n, part.shape[1], kept.shape[2])
-            x.scatter_(1, ids_keep.unsqueeze(-1).expand(-1, -1, kept.shape[2]), kept)
-            chunks.append(x)
-            pooled.append(kept.mean(dim=1))
-            vis.append(visible_from_noise(part.cpu(), ratio))
-    return TokenView(
-        torch.cat(chunks), torch.cat(vis), torch.cat(pooled), model.patch_size, model.arch.img_size
-    )
-
-
-def pixel_view(images: ImageSet, patch_size: int, visible: torch.Tensor | None = None) -> TokenView:
-    """Raw standardised pixels: each patch a token, the whole image pooled; with `visible`
-    (N, L) the masked patches are zero, as the encoder's masked slots."""
-    x = normalised(images)
-    tokens = patchify(x, patch_size)  # (N, L, p*p*C)
-    if visible is None:
-        visible = torch.ones(tokens.shape[:2], dtype=torch.bool)
-    tokens = tokens * visible.unsqueeze(-1)
-    return TokenView(
-        tokens, visible, tokens.reshape(len(tokens), -1), patch_size, x.shape[-1], "concat"
-    )
-
-
-def principal_views(fit: TokenView, held: TokenView, k: int) -> tuple[TokenView, TokenView]:
+def principal_views(fit: Features, held: Features, k: int) -> tuple[Features, Features]:
     """Both views projected on the top-`k` principal directions of the fit view's visible
     tokens: what dominates a representation, not all it contains (a residual stream keeps its
-    input, so every source contains nearly everything). Pooled as the source pools."""
+    input, so every source contains nearly everything). Pooled as the source pools: pixels side
+    by side, encoder tokens by their visible mean."""
     x = fit.tokens[fit.visible].double()
     mean = x.mean(dim=0)
     basis = torch.linalg.svd(x - mean, full_matrices=False)[2][:k].T  # (D, k)
 
-    def project(view: TokenView) -> TokenView:
+    def project(view: Features) -> Features:
         tokens = ((view.tokens.double() - mean) @ basis).float() * view.visible.unsqueeze(-1)
-        if view.pool == "concat":
+        if view.pool == PIXELS:
             pooled = tokens.reshape(len(tokens), -1)
         else:
             counts = view.visible.sum(dim=1, keepdim=True).clamp(min=1)
             pooled = tokens.sum(dim=1) / counts
-        return TokenView(tokens, view.visible, pooled, view.patch_size, view.image_size, view.pool)
+        return replace(view, pooled={view.pool: pooled}, tokens=tokens)
 
     return project(fit), project(held)
 
@@ -150,14 +81,14 @@ def _fit_score(xf: np.ndarray, yf: np.ndarray, xh: np.ndarray, yh: np.ndarray, k
     return lin, r2(yh, pred)
 
 
-def _groups(view: TokenView, count: int) -> list[list[int]]:
+def _groups(view: Features, count: int) -> list[list[int]]:
     side = math.isqrt(count)
     if side * side != count:
         raise ValueError(f"{count} units do not form a square grid")
     return unit_patches(view.image_size, view.image_size // side, view.patch_size)
 
 
-def _unit_feature(view: TokenView, patches: list[int], rows: torch.Tensor) -> np.ndarray:
+def _unit_feature(view: Features, patches: list[int], rows: torch.Tensor) -> np.ndarray:
     """(n, features) of one unit on the chosen images: its tokens side by side on a full view,
     the mean of its visible tokens on a masked one."""
     tokens = view.tokens[rows][:, patches]  # (n, P, D)
@@ -168,7 +99,7 @@ def _unit_feature(view: TokenView, patches: list[int], rows: torch.Tensor) -> np
 
 
 def _own_noise(
-    fit: TokenView, yf: torch.Tensor, held: TokenView, yh: torch.Tensor, kernel: bool, seed: int
+    fit: Features, yf: torch.Tensor, held: Features, yh: torch.Tensor, kernel: bool, seed: int
 ) -> tuple[float, float]:
     """Mean R^2 over units of each unit's noise (N, U, d) from the unit's own tokens."""
     scores = []
@@ -185,9 +116,9 @@ def _own_noise(
 
 
 def selectivity(
-    fit: TokenView,
+    fit: Features,
     fit_images: ImageSet,
-    held: TokenView,
+    held: Features,
     held_images: ImageSet,
     kernel: bool = False,
     seed: int = 0,
@@ -204,7 +135,7 @@ def selectivity(
         raise ValueError("selectivity needs the synthetic dataset's latents (global, control)")
     linear, kern = {}, {}
     with threadpool_limits(1, user_api="blas"):  # many small problems: one thread is fastest
-        xf, xh = as_numpy(fit.pooled), as_numpy(held.pooled)
+        xf, xh = as_numpy(fit.x), as_numpy(held.x)
         for name, key in (("z_g", "global"), ("s_g", "global_shared"), ("control", "control")):
             if name not in readouts or key not in lat_f:
                 linear[name], kern[name] = math.nan, math.nan

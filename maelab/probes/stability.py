@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from timm.models.vision_transformer import Block
 
-from maelab.config import MaskConfig
+from maelab.config import MASK_RATIO, MaskConfig
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.evaluation.features import encoder_tokens
+from maelab.masking import MaskGeometry, draw_mask
 from maelab.metrics import linear_cka, relative_update
 from maelab.models.ablation import block_ablation, block_halves
 from maelab.models.mae import MaskedAutoencoder
@@ -70,11 +71,12 @@ def stability_probe(
     images: ImageSet,
     part: str = "encoder",
     max_images: int | None = 256,
-    mask_ratio: float = 0.75,
+    mask_ratio: float = MASK_RATIO,
     seed: int = 0,
 ) -> StabilityResult:
     """Per-block relative updates and adjacent CKA of the encoder (all patches, no masking) or
-    of the decoder (on a fixed random mask of ``mask_ratio``; every token incl. cls counts)."""
+    of the decoder (on a fixed random mask of ``mask_ratio``, the checkpoint's ratio when the
+    runner calls it; every token incl. cls counts)."""
     if part not in ("encoder", "decoder"):
         raise ValueError(f"part must be 'encoder' or 'decoder', got '{part}'")
     subset = take(images, max_images)
@@ -85,11 +87,9 @@ def stability_probe(
         else:
             g = torch.Generator().manual_seed(seed)
             geom = MaskGeometry(model.arch.grid_size, model.patch_size)
-            noise = mask_noise_for(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(
-                imgs.device
-            )
-            latent, _, ids_restore = model.forward_encoder(imgs, mask_ratio, noise)
-            x, blocks = decoder_input(model, latent, ids_restore), model.decoder_blocks
+            mask = draw_mask(MaskConfig(ratio=mask_ratio), imgs.shape[0], geom, g).to(imgs.device)
+            latent = encoder_tokens(model, imgs, mask)
+            x, blocks = decoder_input(model, latent, mask.ids_restore), model.decoder_blocks
         stats = stability_of_blocks(list(blocks), x)
     return StabilityResult(
         part=part,

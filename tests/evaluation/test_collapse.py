@@ -27,7 +27,7 @@ def test_model_views_are_the_encoder_features():
     full, v1, v2 = encoder_views(model, images, mask, num_images=30)
     assert full.shape == v1.shape == v2.shape == (30, 32)
     with torch.no_grad():
-        ref = pool_tokens(model.encode(normalised(images)[:30]), "cls")
+        ref = pool_tokens(model.encode(normalised(images)[:30]), "mean")  # the default pool
     torch.testing.assert_close(full, ref, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(v1, v2)  # independent masks
     s = model_collapse(model, images, mask, num_images=30)

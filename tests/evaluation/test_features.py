@@ -15,12 +15,15 @@ from maelab.models.mae import MaskedAutoencoder
 def test_features_are_unmasked_encoder_tokens_in_order(tiny, make_images):
     data = make_images(10)
     feats = encoder_features(tiny, data, "mean", batch_size=3)
-    assert feats.x.shape == (10, 32) and torch.equal(feats.y, data.labels)
+    assert feats.x.shape == (10, 32) and torch.equal(feats.labels, data.labels)
     x = (data.images.float() / 255 - 0.5) / 0.25
     with torch.no_grad():
         ref = tiny.encode(x)[:, 1:].mean(1)
     torch.testing.assert_close(feats.x, ref, atol=1e-5, rtol=1e-5)
     assert tiny.training  # the caller's mode is restored
+    head = encoder_features(tiny, data, "mean", batch_size=3, max_images=7)
+    torch.testing.assert_close(head.x, feats.x[:7])
+    assert torch.equal(head.labels, data.labels[:7])
 
 
 def test_pixel_features_are_normalised_images(make_images):
@@ -33,7 +36,7 @@ def test_cache_hit_does_not_recompute(tmp_path, tiny, monkeypatch, make_images):
     data = make_images(8)
     calls = []
     encode = tiny.encode
-    monkeypatch.setattr(tiny, "encode", lambda x: calls.append(len(x)) or encode(x))
+    monkeypatch.setattr(tiny, "encode", lambda x, **kw: calls.append(len(x)) or encode(x, **kw))
     key = {"checkpoint": {"size": 1, "mtime_ns": 2}, "pool": "cls"}
 
     def compute():

@@ -25,9 +25,9 @@ def _oracle(channels: int) -> MaskedAutoencoder:
     torch.manual_seed(0)
     model = MaskedAutoencoder(in_chans=channels, norm_pix_loss=True, **ARCH)
 
-    def forward(imgs, mask_ratio=0.75, noise=None):
-        _, mask, _ = model.forward_encoder(imgs, mask_ratio, noise)
-        return torch.zeros(()), model.target(imgs), mask
+    def forward(imgs, mask_ratio=0.75, noise=None, mask=None):
+        removed = model.make_mask(imgs.shape[0], mask_ratio, noise, mask).removed.float()
+        return torch.zeros(()), model.target(imgs), removed
 
     model.forward = forward  # type: ignore[method-assign]
     return model

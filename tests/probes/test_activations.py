@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from maelab.masking import mask_from_noise
 from maelab.models import MaskedAutoencoder
 from maelab.probes.activations import (
     attention_probs,
@@ -63,9 +64,9 @@ def test_decoder_attention_shapes_and_patch_errors(
     x = torch.randn(2, 3, 16, 16)
     noise = torch.rand(2, 16)
     with torch.no_grad():
-        maps, mask = decoder_attention(model, x, 0.75, noise)
+        maps = decoder_attention(model, x, mask_from_noise(noise, 0.75))
         assert len(maps) == 2 and maps[0].shape == (2, 2, 17, 17)
-        err, mask2 = patch_errors(model, x, 0.75, noise)
-        loss, _, _ = model(x, 0.75, noise)
-    assert torch.equal(mask, mask2)
+        err, mask = patch_errors(model, x, mask_from_noise(noise, 0.75))
+        loss, _, removed = model(x, 0.75, noise)
+    assert torch.equal(mask, removed)
     torch.testing.assert_close((err * mask).sum() / mask.sum(), loss)

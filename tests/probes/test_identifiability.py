@@ -11,10 +11,10 @@ import torch
 from maelab.config import SyntheticConfig
 from maelab.data.base import ImageSet
 from maelab.data.synthetic import generate_synthetic, synthetic_layout
+from maelab.evaluation.features import Features
 from maelab.models import MaskedAutoencoder
 from maelab.probes.identifiability import (
     LEVELS,
-    Features,
     identifiability,
     identifiability_from_features,
     nystroem_features,
@@ -34,7 +34,8 @@ def truth_features(images: ImageSet, cfg: SyntheticConfig, patch: int = 4) -> Fe
          lat["region_noise"][:, region]],
         dim=-1,
     )  # fmt: skip
-    return Features(tokens, {"truth": lat["global"]}, patch, cfg.image_size)
+    return Features({"truth": lat["global"]}, "truth", tokens=tokens, patch_size=patch,
+                    image_size=cfg.image_size)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def test_kernel_ridge_recovers_a_nonlinear_target(split) -> None:
 
     def warped(images: ImageSet) -> Features:
         f = truth_features(images, cfg)
-        return Features(f.tokens, {"warped": images.latents["global"] ** 3}, 4, 16)
+        warp = images.latents["global"] ** 3
+        return Features({"warped": warp}, "warped", tokens=f.tokens, patch_size=4, image_size=16)
 
     res = identifiability_from_features(
         warped(fit), fit, warped(held), held, gamma_scales=(0.5, 2.0)

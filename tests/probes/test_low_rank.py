@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from maelab.config import MaskConfig
 from maelab.data.base import ImageSet
 from maelab.masking import MaskGeometry, mask_noise
 from maelab.metrics import effective_rank
@@ -58,7 +59,7 @@ def test_masked_error_per_image_averages_to_the_loss(
 ) -> None:
     model = make_model()
     x = torch.randn(5, 3, 16, 16)
-    err = masked_error_per_image(model, x, mask_ratio=0.75, num_masks=1, seed=3)
+    err = masked_error_per_image(model, x, MaskConfig(ratio=0.75), num_masks=1, seed=3)
     assert err.shape == (5,)
     # equal masked counts per image: the mean of per-image errors is the model's loss
     noise = mask_noise(

@@ -71,10 +71,11 @@ class OracleMAE(MaskedAutoencoder):
         super().__init__(**kwargs)
         self.stats = patch_covariance(patchify(fit, self.patch_size))
 
-    def forward(self, imgs, mask_ratio=0.75, noise=None):  # type: ignore[no-untyped-def]
-        ids_keep, mask, _ = mask_from_noise(noise, mask_ratio)
-        pred = conditional_patches(patchify(imgs, self.patch_size), ids_keep, *self.stats)
-        return self.forward_loss(imgs, pred.float(), mask), pred.float(), mask
+    def forward(self, imgs, mask_ratio=0.75, noise=None, mask=None):  # type: ignore[no-untyped-def]
+        m = mask if mask is not None else mask_from_noise(noise, mask_ratio)
+        pred = conditional_patches(patchify(imgs, self.patch_size), m.ids_keep, *self.stats)
+        removed = m.removed.float()
+        return self.forward_loss(imgs, pred.float(), removed), pred.float(), removed
 
 
 def test_the_verdict_flips_between_an_untrained_and_an_optimal_model() -> None:

@@ -8,16 +8,10 @@ import pytest
 import torch
 
 from maelab.data.base import ImageSet
-from maelab.masking import MaskGeometry, block_noise
+from maelab.evaluation.features import PIXELS, Features, pixel_token_features, token_features
+from maelab.masking import MaskGeometry, block_noise, mask_from_noise
 from maelab.probes.inputs import normalised, unit_patches
-from maelab.probes.selectivity import (
-    TokenView,
-    encoder_view,
-    pixel_view,
-    principal_views,
-    selectivity,
-    visible_from_noise,
-)
+from maelab.probes.selectivity import principal_views, selectivity
 
 SIZE, PATCH = 16, 4  # 4x4 patches; regions 8 px (2x2 patches), cells 4 px (one patch)
 
@@ -34,9 +28,19 @@ def world(n: int, seed: int) -> ImageSet:
     return ImageSet(images, torch.zeros(n, dtype=torch.long), 1, (0.5,) * 3, (0.25,) * 3, latents)
 
 
+def visible_from_noise(noise: torch.Tensor, ratio: float) -> torch.Tensor:
+    return mask_from_noise(noise, ratio).visible
+
+
+def token_view(tokens: torch.Tensor, visible: torch.Tensor, pooled: torch.Tensor,
+               patch: int, size: int, pool: str = "mean") -> Features:  # fmt: skip
+    return Features({pool: pooled}, pool, tokens=tokens, visible=visible, patch_size=patch,
+                    image_size=size)  # fmt: skip
+
+
 def known_view(
     images: ImageSet, carries: set[str], visible: torch.Tensor | None = None, seed: int = 0
-) -> TokenView:
+) -> Features:
     """Tokens that hold exactly the named latents of their own region / cell (plus noise)."""
     n = len(images)
     g = torch.Generator().manual_seed(seed + 100)
@@ -57,7 +61,7 @@ def known_view(
     tokens = tokens * visible.unsqueeze(-1)
     vis = visible.unsqueeze(-1).float()
     pooled = (tokens * vis).sum(1) / vis.sum(1)
-    return TokenView(tokens, visible, pooled, PATCH, SIZE)
+    return token_view(tokens, visible, pooled, PATCH, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -105,12 +109,12 @@ def test_masked_view_scores_visible_positions_only(sets) -> None:
     assert res.linear["e_r"] > 0.98
 
 
-def test_encoder_view_masked_tokens_match_forward_encoder(make_model, images) -> None:
+def test_token_features_masked_tokens_match_forward_encoder(make_model, images) -> None:
     model = make_model()
     sub = ImageSet(images.images[:5], images.labels[:5], images.num_classes, images.mean,
                    images.std, {k: v[:5] for k, v in images.latents.items()})  # fmt: skip
     noise = torch.rand(5, 16, generator=torch.Generator().manual_seed(0))
-    view = encoder_view(model, sub, noise, 0.75)
+    view = token_features(model, sub, mask_from_noise(noise, 0.75), batch_size=2)
     vis = visible_from_noise(noise, 0.75)
     assert torch.equal(view.visible, vis) and (vis.sum(1) == 4).all()
     assert (view.tokens[~vis] == 0).all()
@@ -119,10 +123,11 @@ def test_encoder_view_masked_tokens_match_forward_encoder(make_model, images) ->
     ids_keep = noise.argsort(dim=1)[:, :4]  # the kept patches, in the encoder's order
     kept = view.tokens.gather(1, ids_keep.unsqueeze(-1).expand(-1, -1, view.tokens.shape[-1]))
     torch.testing.assert_close(kept, latent[:, 1:])
-    torch.testing.assert_close(view.pooled, latent[:, 1:].mean(1))
-    full = encoder_view(model, sub)
+    torch.testing.assert_close(view.x, latent[:, 1:].mean(1))
+    torch.testing.assert_close(view.pooled["cls"], latent[:, 0])
+    full = token_features(model, sub)
     assert full.visible.all() and not full.masked and view.masked
-    px = pixel_view(sub, PATCH, vis)
+    px = pixel_token_features(sub, PATCH, vis)
     assert (px.tokens[~vis] == 0).all() and px.tokens.shape == (5, 16, PATCH * PATCH * 3)
 
 
@@ -135,9 +140,9 @@ def test_principal_views_keep_what_dominates_and_pool_as_the_source() -> None:
     faint = torch.randn(n, length, 1, generator=g) * 0.01
     tokens = torch.cat([strong, faint, torch.zeros(n, length, d - 3)], dim=-1)
     vis = torch.ones(n, length, dtype=torch.bool)
-    view = TokenView(tokens, vis, tokens.mean(1), 4, 8)
+    view = token_view(tokens, vis, tokens.mean(1), 4, 8)
     pf, ph = principal_views(view, view, 2)
-    assert pf.tokens.shape == (n, length, 2) and pf.pooled.shape == (n, 2)
+    assert pf.tokens.shape == (n, length, 2) and pf.x.shape == (n, 2)
     # the kept subspace is the strong one: the faint coordinate is not recoverable from it
     coef = torch.linalg.lstsq(pf.tokens.reshape(-1, 2), faint.reshape(-1, 1)).solution
     resid = faint.reshape(-1, 1) - pf.tokens.reshape(-1, 2) @ coef
@@ -145,5 +150,5 @@ def test_principal_views_keep_what_dominates_and_pool_as_the_source() -> None:
     target = strong.reshape(-1, 2) - strong.reshape(-1, 2).mean(dim=0)
     coef = torch.linalg.lstsq(pf.tokens.reshape(-1, 2), target).solution
     assert float((target - pf.tokens.reshape(-1, 2) @ coef).var(dim=0).max()) < 1e-6
-    pix = TokenView(tokens, vis, tokens.reshape(n, -1), 4, 8, "concat")
-    assert principal_views(pix, pix, 2)[0].pooled.shape == (n, length * 2)
+    pix = token_view(tokens, vis, tokens.reshape(n, -1), 4, 8, PIXELS)
+    assert principal_views(pix, pix, 2)[0].x.shape == (n, length * 2)
