@@ -18,10 +18,11 @@ def add(sub: argparse._SubParsersAction) -> None:
         description="Linear probe and k-NN (frozen, cached features) of the checkpoint's encoder, "
         "a random encoder of the same architecture and raw pixels. Features: mean of the patch "
         "tokens (probe.pool=cls: the class token). Data default to the checkpoint's; "
-        "override with data.* and probe.* (e.g. data.name=digits probe.epochs=50 probe.pool=cls). "
+        "override with data.*, probe.* and baselines= (e.g. data.name=digits "
+        "probe.linear_probe.epochs=50 probe.pool=cls baselines=[random]). "
         "Writes probe.json and probe.txt into the run folder.",
     )
-    add_ckpt_args(p, "data.name=digits probe.epochs=50 probe.pool=cls")
+    add_ckpt_args(p, "data.name=digits probe.linear_probe.epochs=50 probe.pool=cls")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run_probe)
 
@@ -35,7 +36,7 @@ def _run_probe(args: argparse.Namespace) -> int:
     rep = evaluate_frozen(args.ckpt, cfg, quiet=args.quiet)
     print(
         f"probe of {args.ckpt} on {cfg.data.name} ({cfg.probe.pool} features, "
-        f"k-NN k={cfg.probe.k} t={cfg.probe.t:g}, top-1/top-5 in %):"
+        f"k-NN k={cfg.probe.knn_k} t={cfg.probe.knn_t:g}, top-1/top-5 in %):"
     )
     print(rep.table)
     print(f"wrote {rep.json_path} ({rep.seconds:.1f} s)")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field
 
 from maelab.config import DataConfig, Strict, load_config
 from maelab.data import build_splits
@@ -30,32 +29,22 @@ from maelab.evaluation.features import (
     pixel_features,
 )
 from maelab.evaluation.knn import KNNResult, knn_accuracy
-from maelab.evaluation.linear_probe import LinearProbeConfig, ProbeResult, linear_probe
+from maelab.evaluation.linear_probe import ProbeResult, linear_probe
+from maelab.evaluation.probe_config import ProbeConfig
 from maelab.models.checkpoints import checkpoint_fingerprint, load_pretrained
 from maelab.models.mae import MaskedAutoencoder
-from maelab.models.pooling import Pool
 from maelab.run_folder import RunFolder, write_json_atomic
 
 Source = Literal["random", "pixels"]
 
 
-class ProbeConfig(LinearProbeConfig):
-    """Probe settings: the linear head's recipe (inherited) plus features, k-NN and baselines."""
-
-    # mean: on the tuning sets (docs/small_data.md) mean-pooled patch tokens probed >= cls
-    pool: Pool = "mean"
-    k: int = Field(20, ge=1)
-    t: float = Field(0.07, gt=0.0)
-    baselines: list[Source] = ["random", "pixels"]
-    feature_batch_size: int = 256
-    device: str = "auto"
-
-
 class FrozenRunConfig(Strict):
-    """What `maelab probe` validates: data (default: the checkpoint's) and probe settings."""
+    """What `maelab probe` validates: data (default: the checkpoint's), the probe, baselines."""
 
     data: DataConfig = DataConfig()
     probe: ProbeConfig = ProbeConfig()
+    baselines: list[Source] = ["random", "pixels"]
+    device: str = "auto"
     out_dir: str | None = None  # None: the checkpoint's run folder
 
 
@@ -94,9 +83,9 @@ def score_features(
     device: torch.device | str = "cpu",
 ) -> SourceScores:
     """Linear probe and k-NN of one feature source (run on `device`)."""
-    trx, tr_y, tex, te_y = (t.to(device) for t in (train.x, train.y, test.x, test.y))
-    lin = linear_probe(trx, tr_y, tex, te_y, num_classes, cfg)
-    knn = knn_accuracy(trx, tr_y, tex, te_y, num_classes, k=cfg.k, t=cfg.t)
+    trx, tr_y, tex, te_y = (t.to(device) for t in (train.x, train.labels, test.x, test.labels))
+    lin = linear_probe(trx, tr_y, tex, te_y, num_classes, cfg.linear_probe)
+    knn = knn_accuracy(trx, tr_y, tex, te_y, num_classes, k=cfg.knn_k, t=cfg.knn_t)
     return SourceScores(source, train.x.shape[1], lin, knn)
 
 
@@ -168,7 +157,7 @@ def evaluate_frozen(
     t0 = time.time()
     cfg = run_cfg.probe
     model, pre_cfg = load_pretrained(ckpt)
-    device = resolve_device(cfg.device)
+    device = resolve_device(run_cfg.device)
     splits = build_splits(run_cfg.data)
     _check_fit(model, splits, run_cfg.data)
     folder = RunFolder(run_cfg.out_dir) if run_cfg.out_dir else RunFolder.of_checkpoint(ckpt)
@@ -188,11 +177,11 @@ def evaluate_frozen(
         return split_features(net.to(device), splits, name, cfg, cache_dir, key, device, quiet)
 
     sources = {"mae": encoder_source("mae", model, {"checkpoint": checkpoint_fingerprint(ckpt)})}
-    if "random" in cfg.baselines:
+    if "random" in run_cfg.baselines:
         seed = pre_cfg.train.seed
         net = random_encoder(model.arch, seed)
         sources["random"] = encoder_source("random", net, {"arch": model.arch_dict(), "seed": seed})
-    if "pixels" in cfg.baselines:
+    if "pixels" in run_cfg.baselines:
         sources["pixels"] = (
             pixel_features(splits.train, img_size),
             pixel_features(splits.test, img_size),
@@ -208,6 +197,7 @@ def evaluate_frozen(
         "checkpoint": str(Path(ckpt).resolve()),
         "data": run_cfg.data.model_dump(mode="json"),
         "probe": cfg.model_dump(mode="json"),
+        "baselines": list(run_cfg.baselines),
         "num_train": len(splits.train),
         "num_test": len(splits.test),
         "num_classes": num_classes,

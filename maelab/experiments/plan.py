@@ -30,7 +30,7 @@ from maelab.config import (
 )
 from maelab.data import get_dataset
 from maelab.errors import ConfigError
-from maelab.experiments.evaluate import EvalConfig
+from maelab.evaluation.results import EvalConfig
 from maelab.run_folder import RunFolder, read_json, write_json_atomic
 
 

@@ -24,9 +24,10 @@ from threadpoolctl import threadpool_limits
 from maelab.config import build_config, deep_merge
 from maelab.engine.pretrain import pretrain
 from maelab.evaluation.reconstruct import write_reconstruction_figure
-from maelab.experiments.evaluate import EvalConfig, evaluate_baselines, evaluate_run
+from maelab.evaluation.results import EvalConfig
 from maelab.experiments.plan import SweepPlan, check_plan, planned_steps, write_manifest
 from maelab.experiments.progress import SweepProgress
+from maelab.experiments.run_results import evaluate_baselines, evaluate_run
 from maelab.probes.runner import probe_checkpoint
 from maelab.run_folder import BASELINE_DIR, RunFolder, write_json_atomic
 

@@ -75,8 +75,6 @@ class IdentifiabilityResult:
         return out
 
 
-
-
 # ---------------------------------------------------------------- regressions
 def standardise(fit: np.ndarray, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scaler = StandardScaler().fit(fit)

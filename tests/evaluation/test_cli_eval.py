@@ -29,7 +29,8 @@ def test_load_pretrained_rejects_foreign_files(tmp_path):
 
 def test_probe_end_to_end_and_cache(synthetic_ckpt, capsys):
     run = synthetic_ckpt.parent.parent
-    args = ["probe", "--ckpt", str(synthetic_ckpt), "--quiet", "probe.epochs=5", "probe.k=5"]
+    args = ["probe", "--ckpt", str(synthetic_ckpt), "--quiet", "probe.linear_probe.epochs=5",
+            "probe.knn_k=5"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
     for row in ("mae", "random", "pixels", "linear top-1", "k-NN top-1"):
@@ -43,20 +44,20 @@ def test_probe_end_to_end_and_cache(synthetic_ckpt, capsys):
     cached = sorted(p.name for p in (run / "features").glob("*.pt"))
     assert len(cached) == 4  # train/test x mae/random
     mtimes = {p: p.stat().st_mtime_ns for p in (run / "features").glob("*.pt")}
-    assert main([*args, "probe.baselines=[random]"]) == 0
+    assert main([*args, "baselines=[random]"]) == 0
     assert {p: p.stat().st_mtime_ns for p in (run / "features").glob("*.pt")} == mtimes
     record = json.loads((run / "probe.json").read_text())
     assert [r["source"] for r in record["rows"]] == ["mae", "random"]
 
 
 def test_probe_config_errors(synthetic_ckpt, capsys):
-    assert main(["probe", "--ckpt", str(synthetic_ckpt), "probe.epoch=3"]) == 2
-    assert "probe.epoch" in capsys.readouterr().err
+    assert main(["probe", "--ckpt", str(synthetic_ckpt), "probe.linear_probe.epoch=3"]) == 2
+    assert "probe.linear_probe.epoch" in capsys.readouterr().err
     assert main(["probe", "--ckpt", str(synthetic_ckpt), "data.name=digits"]) == 2
     assert "channel" in capsys.readouterr().err
     assert main(["probe", "--ckpt", str(synthetic_ckpt.parent / "missing.pt")]) == 1
-    assert main(["probe", "--ckpt", str(synthetic_ckpt), "probe.k=0"]) == 2
-    assert "probe.k" in capsys.readouterr().err
+    assert main(["probe", "--ckpt", str(synthetic_ckpt), "probe.knn_k=0"]) == 2
+    assert "probe.knn_k" in capsys.readouterr().err
     assert main(["finetune", "--ckpt", str(synthetic_ckpt), "finetune.layer_decay=1.5"]) == 2
 
 

@@ -37,6 +37,8 @@ def test_table_without_top5_for_few_classes():
 
 def test_config_layers_checkpoint_data_then_overrides():
     stored = {"data": {"name": "synthetic", "num_train": 4096}, "train": {"epochs": 3}}
-    cfg = frozen_run_config(stored, overrides=["data.num_train=100", "probe.epochs=5"])
+    cfg = frozen_run_config(stored, overrides=["data.num_train=100", "probe.linear_probe.epochs=5"])
     assert cfg.data.name == "synthetic" and cfg.data.num_train == 100
-    assert cfg.probe.epochs == 5 and cfg.probe.optimizer == "sgd" and cfg.probe.blr == 0.1
+    head = cfg.probe.linear_probe
+    assert head.epochs == 5 and head.optimizer == "sgd" and head.blr == 0.1
+    assert cfg.probe.pool == "mean" and cfg.baselines == ["random", "pixels"]

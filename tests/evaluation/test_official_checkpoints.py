@@ -57,7 +57,7 @@ def test_commands_take_official_files(tmp_path, capsys):
         "data.num_test=32",
         "data.num_workers=0",
     ]
-    assert main(["probe", "--ckpt", str(enc), "--quiet", "probe.epochs=2", "probe.k=5",
+    assert main(["probe", "--ckpt", str(enc), "--quiet", "probe.linear_probe.epochs=2", "probe.knn_k=5",
                  *common]) == 0  # fmt: skip
     assert "mae" in capsys.readouterr().out
     assert main(["reconstruct", "--ckpt", str(enc), "--num", "2", *common]) == 1

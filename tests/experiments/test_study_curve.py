@@ -47,11 +47,13 @@ def test_curve_starts_at_step_0_with_the_untrained_network(tmp_path) -> None:
     """evaluate_run puts the run's initial network (the same seed's random encoder) at step 0,
     read as every checkpoint is read."""
     from maelab.evaluation.baselines import random_encoder
-    from maelab.experiments.evaluate import EvalConfig, evaluate_run
+    from maelab.evaluation.features import token_features
+    from maelab.evaluation.results import EvalConfig
+    from maelab.experiments.run_results import evaluate_run
     from maelab.metrics import effective_rank
     from maelab.models.checkpoints import load_pretrained
     from maelab.probes.inputs import take
-    from maelab.probes.selectivity import encoder_view, selectivity
+    from maelab.probes.selectivity import selectivity
 
     run = tmp_path / "run"
     pretrain_tiny(run, "train.epochs=2", "train.save_every=1")
@@ -63,9 +65,9 @@ def test_curve_starts_at_step_0_with_the_untrained_network(tmp_path) -> None:
     splits = cached_splits(cfg.data)
     fit, held = take(splits.train, 32), take(splits.test, 32)
     net = random_encoder(model.arch, cfg.train.seed)
-    vf, vh = encoder_view(net, fit), encoder_view(net, held)
+    vf, vh = token_features(net, fit), token_features(net, held)
     res = selectivity(vf, fit, vh, held, seed=cfg.train.seed, readouts=("z_g", "s_g", "e_r"))
     for r in ("z_g", "s_g", "e_r"):
         assert curve[0][r] == pytest.approx(res.linear[r], rel=1e-6, abs=1e-9), r
-    assert curve[0]["effective_rank"] == pytest.approx(effective_rank(vh.pooled), rel=1e-6)
+    assert curve[0]["effective_rank"] == pytest.approx(effective_rank(vh.x), rel=1e-6)
     assert curve[0]["s_g"] != pytest.approx(curve[-1]["s_g"], abs=1e-9)  # not the trained one
