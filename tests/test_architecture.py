@@ -544,3 +544,140 @@ def test_checker_stdlib_names(tmp_path: Path) -> None:
         "fakepkg/engine/logging.py",
         "fakepkg/statistics/__init__.py",
     ]
+
+
+# ---------------------------------------------------------------------------- one feature path
+# `encoder_tokens` is the one function that runs an encoder for evaluation; a mask is a value
+# made by `maelab.masking`; every probe reads the checkpoint's mask ratio, never a literal.
+FEATURES_MODULE = "evaluation/features.py"  # where Features and encoder_tokens live
+EVALUATING = ("evaluation", "probes", "experiments", "report", "cli")  # folders that read encoders
+ENCODER_CALLS = ("forward_encoder", "encode")  # the model's methods that run its encoder
+RATIO_NAME = re.compile(r"(^|_)ratio$", re.IGNORECASE)
+
+
+def _trees(package: Path, folders: tuple[str, ...] = ()) -> dict[str, ast.Module]:
+    """Parsed modules of `package` (paths relative to it), optionally only under `folders`."""
+    out = {}
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package).as_posix()
+        if not folders or rel.split("/")[0] in folders:
+            out[rel] = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return out
+
+
+def class_definitions(package: Path, name: str) -> list[str]:
+    """Modules (relative paths) that define a class called `name`."""
+    return [rel for rel, tree in _trees(package).items()
+            if any(isinstance(n, ast.ClassDef) and n.name == name for n in ast.walk(tree))]  # fmt: skip
+
+
+def method_calls(package: Path, methods: tuple[str, ...], folders: tuple[str, ...]) -> list[str]:
+    """`module:line method` of every call `x.method(arg, ...)` with at least one argument (a
+    bare `s.encode()` of a string is not an encoder) under `folders`."""
+    found = []
+    for rel, tree in _trees(package, folders).items():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in methods and (node.args or node.keywords)):  # fmt: skip
+                found.append(f"{rel}:{node.lineno} {node.func.attr}")
+    return found
+
+
+def constructor_calls(package: Path, name: str) -> list[str]:
+    """`module:line` of every call `name(...)` or `x.name(...)`."""
+    found = []
+    for rel, tree in _trees(package).items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                f = node.func
+                called = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                if called == name:
+                    found.append(f"{rel}:{node.lineno}")
+    return found
+
+
+def _number(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+def literal_ratios(package: Path, folders: tuple[str, ...]) -> list[str]:
+    """Mask ratios written as numbers under `folders`: a parameter `*ratio` with a numeric
+    default, a keyword `*ratio=<number>` in a call, or a module constant `*RATIO = <number>`."""
+    found = []
+    for rel, tree in _trees(package, folders).items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                positional = [*a.posonlyargs, *a.args]
+                pairs = list(
+                    zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True)
+                )
+                pairs += [
+                    (arg, d)
+                    for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
+                    if d is not None
+                ]
+                found += [f"{rel}:{arg.lineno} {node.name}({arg.arg}=...)" for arg, d in pairs
+                          if RATIO_NAME.search(arg.arg) and _number(d)]  # fmt: skip
+            elif isinstance(node, ast.Call):
+                found += [f"{rel}:{node.lineno} {kw.arg}=..." for kw in node.keywords
+                          if kw.arg and RATIO_NAME.search(kw.arg) and _number(kw.value)]  # fmt: skip
+            elif isinstance(node, ast.Assign) and _number(node.value):
+                found += [f"{rel}:{node.lineno} {t.id} = ..." for t in node.targets
+                          if isinstance(t, ast.Name) and RATIO_NAME.search(t.id)]  # fmt: skip
+    return found
+
+
+def test_one_features_class() -> None:
+    assert class_definitions(PACKAGE, "Features") == [FEATURES_MODULE]
+
+
+def test_evaluation_never_imports_the_probes() -> None:
+    found = [f"{i.path.relative_to(ROOT)}:{i.line} -> {i.target}" for i in imports_of(PACKAGE)
+             if i.importer.startswith("maelab.evaluation") and i.target.startswith("maelab.probes")]  # fmt: skip
+    assert not found, "evaluation/ sits below probes/:\n" + "\n".join(found)
+
+
+def test_the_encoder_runs_for_evaluation_in_one_place() -> None:
+    calls = method_calls(PACKAGE, ENCODER_CALLS, EVALUATING)
+    outside = [c for c in calls if not c.startswith(FEATURES_MODULE)]
+    assert not outside, "call maelab.evaluation.features.encoder_tokens instead:\n" + "\n".join(
+        outside
+    )
+    assert calls, "encoder_tokens itself calls the encoder: the checker lost track of it"
+
+
+def test_masks_are_made_by_masking_only() -> None:
+    assert {c.split(":")[0] for c in constructor_calls(PACKAGE, "Mask")} == {"masking.py"}
+
+
+def test_no_literal_mask_ratio_in_the_probes() -> None:
+    found = literal_ratios(PACKAGE, ("probes",))
+    assert not found, "probes take the checkpoint's ratio (config.MASK_RATIO by default):\n" + (
+        "\n".join(found)
+    )
+
+
+def test_checkers_of_the_feature_path(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "evaluation/features.py": "class Features: ...\n\ndef tokens(m, x):\n    return m.encode(x)\n",
+        "probes/a.py": (
+            "RATIO = 0.5\nMAX_RATIO = CONFIG_RATIO\n\n"
+            "def probe(model, x, mask_ratio=0.75, *, knockout_ratio=None, seed=0):\n"
+            "    model.forward_encoder(x, 0.75, mask=Mask(1))\n"
+            "    return draw(ratio=0.9, other=0.9), 'abc'.encode()\n"
+        ),
+        "probes/b.py": "class Features: ...\n",
+    })  # fmt: skip
+    assert class_definitions(pkg, "Features") == ["evaluation/features.py", "probes/b.py"]
+    assert method_calls(pkg, ENCODER_CALLS, EVALUATING) == [
+        "evaluation/features.py:4 encode",
+        "probes/a.py:5 forward_encoder",
+    ]
+    assert constructor_calls(pkg, "Mask") == ["probes/a.py:5"]
+    assert sorted(literal_ratios(pkg, ("probes",))) == [
+        "probes/a.py:1 RATIO = ...",
+        "probes/a.py:4 probe(mask_ratio=...)",
+        "probes/a.py:6 ratio=...",
+    ]
