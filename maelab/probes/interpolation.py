@@ -237,31 +237,32 @@ def knockout_base_ratio(num_patches: int, mask_ratio: float, num_knocked: int) -
 def knockout_probe(
     model: MaskedAutoencoder,
     images: ImageSet,
-    mask_ratio: float | None = None,
+    base_ratio: float | None = None,
     num_knocked: int = 4,
     targets_per_image: int = 4,
     max_images: int | None = 128,
     seed: int = 0,
-    training_ratio: float = MASK_RATIO,
+    mask_ratio: float = MASK_RATIO,
 ) -> KnockoutResult:
     """Error increase on removed target patches when the nearest vs the farthest visible patches
     are removed as well (see the module docstring).
 
-    The base mask is drawn at ``mask_ratio``; None: it keeps ``num_knocked`` patches more than
-    ``training_ratio`` (`knockout_base_ratio`), so that each variant keeps as many as training
-    did (4x4 grid, 0.75: the base keeps 8 patches, each variant 4). ``num_knocked`` is capped at
-    half the visible patches so that the near and far sets never overlap.
+    The base mask is drawn at ``base_ratio``; None: it keeps ``num_knocked`` patches more than
+    the training ratio ``mask_ratio`` (`knockout_base_ratio`), so that each variant keeps as
+    many as training did (4x4 grid, 0.75: the base keeps 8 patches, each variant 4).
+    ``num_knocked`` is capped at half the visible patches so that the near and far sets never
+    overlap.
     """
     subset = take(images, max_images)
     grid = model.arch.grid_size
     num_patches = grid * grid
-    if mask_ratio is None:
-        mask_ratio = knockout_base_ratio(num_patches, training_ratio, num_knocked)
-    keep = num_keep(num_patches, mask_ratio)
+    if base_ratio is None:
+        base_ratio = knockout_base_ratio(num_patches, mask_ratio, num_knocked)
+    keep = num_keep(num_patches, base_ratio)
     k = min(num_knocked, keep // 2)
     if k < 1 or keep == num_patches:
         raise ValueError(
-            f"mask_ratio={mask_ratio} keeps {keep} of {num_patches} patches: need at least 2 "
+            f"base_ratio={base_ratio} keeps {keep} of {num_patches} patches: need at least 2 "
             "visible and 1 removed"
         )
     g = torch.Generator().manual_seed(seed)
@@ -269,18 +270,18 @@ def knockout_probe(
     device = model_device(model)
     imgs = normalised(subset, device)
     n = imgs.shape[0]
-    base = mask_noise_for(MaskConfig(ratio=mask_ratio), n, geom, g)  # (N, L) on cpu
-    removed_order = mask_from_noise(base, mask_ratio).ids_removed  # (N, L - K)
+    base = mask_noise_for(MaskConfig(ratio=base_ratio), n, geom, g)  # (N, L) on cpu
+    removed_order = mask_from_noise(base, base_ratio).ids_removed  # (N, L - K)
     t = min(targets_per_image, num_patches - keep)
     pick = torch.rand(n, removed_order.shape[1], generator=g).argsort(dim=1)[:, :t]
     targets = torch.gather(removed_order, 1, pick).reshape(-1)  # (N * t,)
     rows = torch.arange(n).repeat_interleave(t)
     base_rows = base[rows]
-    near, far, near_d, far_d = knockout_noise(base_rows, targets, k, grid, mask_ratio, g)
+    near, far, near_d, far_d = knockout_noise(base_rows, targets, k, grid, base_ratio, g)
     after = ratio_for_keep(num_patches, keep - k)
     x = imgs[rows.to(device)]
     idx = torch.arange(rows.numel())
-    masks = {"base": mask_from_noise(base_rows, mask_ratio), "near": mask_from_noise(near, after),
+    masks = {"base": mask_from_noise(base_rows, base_ratio), "near": mask_from_noise(near, after),
              "far": mask_from_noise(far, after)}  # fmt: skip
     with eval_mode(model):
         e_base, e_near, e_far = (
@@ -308,7 +309,7 @@ def knockout_probe(
         near_distance=float(near_d),
         far_distance=float(far_d),
         num_targets=m,
-        mask_ratio=mask_ratio,
+        mask_ratio=base_ratio,
     )
 
 
@@ -327,5 +328,5 @@ def interpolation_probe(
     return InterpolationResult(
         attention=decoder_attention_probe(model, images, mask_ratio, max_images, seed),
         knockout=knockout_probe(model, images, knockout_ratio, num_knocked, max_images=max_images,
-                                seed=seed, training_ratio=mask_ratio),
+                                seed=seed, mask_ratio=mask_ratio),
     )  # fmt: skip
