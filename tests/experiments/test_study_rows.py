@@ -18,7 +18,7 @@ from maelab.experiments.study_rows import (
     format_table,
     study_specs,
 )
-from maelab.masking import MaskGeometry, mask_noise_for
+from maelab.masking import MaskGeometry, draw_mask
 
 WORLD = Path(__file__).resolve().parents[2] / "maelab" / "configs" / "study_world.yaml"
 SHARES = {  # shared.<level> per condition, as the study world's masks give them at 0.75
@@ -118,8 +118,8 @@ def test_missing_conditions_are_listed_undecided() -> None:
 def test_shared_fractions_of_the_study_world(unit, strategy, region_noise, cell_noise) -> None:
     cfg = load_config([str(WORLD)], [f"mask.unit={unit}", f"mask.strategy={strategy}"])
     geom = MaskGeometry(8, 4)
-    noise = mask_noise_for(cfg.mask, 512, geom, torch.Generator().manual_seed(0))
-    shares = shared_fractions(cfg, 4, noise)
+    mask = draw_mask(cfg.mask, 512, geom, torch.Generator().manual_seed(0))
+    shares = shared_fractions(cfg, 4, mask)
     assert shares["global"] == 1.0
     assert region_noise[0] <= shares["region_noise"] <= region_noise[1]
     assert cell_noise[0] <= shares["cell_noise"] <= cell_noise[1]
