@@ -144,6 +144,8 @@ def token_features(
     """Patch tokens and pooled vectors (cls, mean of the visible patch tokens) of every image
     of `images`: on the full image, or under `mask` (one row per image) the encoder sees only
     the visible patches, as in training, and the removed slots stay zero. Reads `mean`."""
+    if mask is not None and mask.removed.shape[0] != len(images):
+        raise ValueError(f"a mask of {mask.removed.shape[0]} rows for {len(images)} images")
     device = next(model.parameters()).device
     tokens, cls, mean, vis = [], [], [], []
     was_training = model.training
