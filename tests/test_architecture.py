@@ -178,6 +178,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "engine",
         "theory",  # analysis of the worlds: neither models/ nor engine/ may import it
         "evaluation",
+        "export",  # a checkpoint as a Hugging Face / timm folder
         "probes",
         "report",
         "experiments",

@@ -12,6 +12,7 @@ from maelab.cli import (
     bench,
     datasets,
     demo,
+    export,
     finetune,
     pretrain,
     probe,
@@ -32,6 +33,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     demo.add,
     analyze.add,
     bench.add,
+    export.add,
 ]
 
 

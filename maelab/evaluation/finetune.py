@@ -38,6 +38,7 @@ from maelab.models.interop import to_timm_vit
 from maelab.run_folder import RunFolder, write_json_atomic
 
 NO_WEIGHT_DECAY = ("cls_token", "pos_embed", "dist_token")
+ENCODER_ARCH = "encoder_arch"  # checkpoint entry: the encoder's MAEArch (heads are not in weights)
 
 
 class FinetuneConfig(Strict):
@@ -200,6 +201,7 @@ def finetune(
         )
     num_classes = splits.train.num_classes
     img_size = mae.arch.img_size
+    encoder_arch = mae.arch_dict()
 
     torch.manual_seed(cfg.seed)
     vit = to_timm_vit(
@@ -331,6 +333,7 @@ def finetune(
                     "history": history,
                     "num_classes": num_classes,
                     "global_pool": cfg.global_pool,
+                    ENCODER_ARCH: encoder_arch,
                     "pretrained": str(Path(ckpt).resolve()),
                     "config": run_cfg.model_dump(mode="json"),
                 },

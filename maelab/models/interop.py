@@ -245,10 +245,14 @@ def _hf_names(key: str, legacy: bool) -> list[str]:
     raise KeyError(f"no Hugging Face ViTMAE name for maelab tensor '{key}'")
 
 
-def hf_vitmae_state_dict(model: MaskedAutoencoder, legacy: bool = False) -> dict[str, torch.Tensor]:
-    """The weights under `ViTMAEForPreTraining` names (`legacy`: transformers 4.x names)."""
+def hf_vitmae_state_dict(
+    model: MaskedAutoencoder, legacy: bool = False, encoder_only: bool = False
+) -> dict[str, torch.Tensor]:
+    """The weights under `ViTMAEForPreTraining` names (`legacy`: transformers 4.x names;
+    `encoder_only`: the `vit.*` tensors alone)."""
     out: dict[str, torch.Tensor] = {}
-    for key, t in model.state_dict().items():
+    weights = encoder_state_dict(model) if encoder_only else model.state_dict()
+    for key, t in weights.items():
         names = _hf_names(key, legacy)
         parts = t.chunk(3, dim=0) if len(names) == 3 else (t,)
         out.update((n, p.clone()) for n, p in zip(names, parts, strict=True))
@@ -321,7 +325,7 @@ def _import_transformers() -> Any:
     except ImportError as e:
         raise ImportError(
             "the Hugging Face bridge needs the `transformers` package: "
-            "pip install 'maelab[test]' (or pip install transformers)"
+            "pip install 'maelab[hf]' (or pip install transformers)"
         ) from e
     return transformers
 
