@@ -1,8 +1,9 @@
 """How long a pretraining run will take, estimated from the wall time of its first steps.
 
-The first step is left out of the estimate: it pays for one-off costs (allocator growth, kernel
-selection, a compiled graph) that later steps do not. The next `ETA_STEPS` steps are timed and
-their mean extrapolated over the steps still to run.
+A first estimate comes right after the first step, however long that step took: its time times
+the steps to run. That step also pays one-off costs (allocator growth, kernel selection, a
+compiled graph), so the estimate is then refined from the next `ETA_STEPS` steps, their mean
+extrapolated over the steps still to run, and printed again when it reads differently.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import torch
 
 ETA_STEPS = 5  # timed steps after the first
 LONG_RUN_S = 3600.0  # above this the estimate comes with a warning
+FIRST_STEP_NOTE = " (from the first step; refined after a few more)"
+WARNING = "warning: "  # the long-run line starts with it (printed even when quiet)
 
 
 def device_label(device: torch.device) -> str:
@@ -27,21 +30,22 @@ def device_label(device: torch.device) -> str:
     return device.type
 
 
-def eta_lines(seconds: float, steps: int, device: str) -> list[str]:
-    """The estimate's line, plus a one-line warning when the run will take over an hour."""
+def eta_lines(seconds: float, steps: int, device: str, first: bool = False) -> list[str]:
+    """The estimate's line, plus a one-line warning when the run will take over an hour
+    (`first`: the first-step estimate, marked as such and without the warning)."""
     minutes = seconds / 60.0
     span = "under 1 min" if minutes < 1 else f"about {math.ceil(minutes)} min"
-    lines = [f"{span} for {steps} steps on {device}"]
-    if seconds > LONG_RUN_S:
+    lines = [f"{span} for {steps} steps on {device}" + (FIRST_STEP_NOTE if first else "")]
+    if seconds > LONG_RUN_S and not first:
         lines.append(
-            f"warning: this run will take over an hour on {device} (about {minutes / 60:.1f} h); "
+            f"{WARNING}this run will take over an hour on {device} (about {minutes / 60:.1f} h); "
             "a smaller model, fewer epochs or a faster device shortens it"
         )
     return lines
 
 
 class EtaClock:
-    """Call `tick()` after every step; it returns the estimate's lines once, else nothing."""
+    """Call `tick()` after every step; it returns the estimate's lines when there are any."""
 
     def __init__(
         self,
@@ -57,7 +61,9 @@ class EtaClock:
         self.done_steps = 0
         self.started = clock()
         self.timed_from = math.nan  # end of the first step
-        self.reported = steps <= 1 + measure  # a run this short has no use for an estimate
+        self.first_line = ""
+        self.refines = steps > 1 + measure  # enough steps to time after the first
+        self.reported = steps <= 1  # a one-step run is over when an estimate could come
 
     def tick(self) -> list[str]:
         self.done_steps += 1
@@ -66,10 +72,17 @@ class EtaClock:
         now = self.clock()
         if self.done_steps == 1:
             self.timed_from = now
-            return []
+            self.reported = not self.refines
+            # the only estimate of a short run: the long-run warning comes with it
+            lines = eta_lines((now - self.started) * self.steps, self.steps, self.device,
+                              first=self.refines)  # fmt: skip
+            self.first_line = lines[0]
+            return lines
         if self.done_steps < 1 + self.measure:
             return []
         self.reported = True
         per_step = (now - self.timed_from) / self.measure
         total = (now - self.started) + per_step * (self.steps - self.done_steps)
-        return eta_lines(total, self.steps, self.device)
+        lines = eta_lines(total, self.steps, self.device)
+        same = lines[0] + FIRST_STEP_NOTE == self.first_line
+        return lines[1:] if same else lines

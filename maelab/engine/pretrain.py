@@ -31,6 +31,7 @@ from maelab.engine.checkpoint import (
 )
 from maelab.engine.device import autocast_for, env_world_size, keep_freed_memory, resolve_device
 from maelab.engine.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from maelab.engine.eta import WARNING as ETA_WARNING
 from maelab.engine.eta import EtaClock, device_label
 from maelab.engine.metrics_log import MetricsLog
 from maelab.engine.optim import build_adamw
@@ -215,7 +216,7 @@ def pretrain(
                 global_step += 1
                 bar.update(1)
                 lines = eta.tick() if dist_info.is_main else []
-                for line in lines[1:] if quiet else lines:  # quiet: only the long-run warning
+                for line in [x for x in lines if x.startswith(ETA_WARNING)] if quiet else lines:
                     tqdm.write(line, file=sys.stdout)
                 if not finite:
                     continue
