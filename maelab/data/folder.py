@@ -2,7 +2,8 @@
 (data/folder_memory.py), large ones streamed from disk (here).
 
 Large images stream through PIL at `DEFAULT_SIZE` (224) px with ImageNet statistics, as in the
-official recipe. Tree layout and file checks: data/image_tree.py.
+official recipe; a grey tree streams as one channel with its own statistics, read from a sample of
+its training images. Tree layout and file checks: data/image_tree.py.
 
 Unreadable files: trees of up to `VERIFY_LIMIT` images are checked when the dataset is built
 (streaming: PIL's header / chunk check, a few ms per file, threaded; in memory: the decode itself)
@@ -31,8 +32,15 @@ from torch.utils.data import Dataset
 from torchvision.transforms import InterpolationMode
 
 from maelab.config import DataConfig
-from maelab.data.base import DatasetEntry, Splits, StreamingSet, register_dataset
-from maelab.data.folder_memory import in_memory_splits, memory_size
+from maelab.data.base import DatasetEntry, Splits, StreamingSet, channel_stats, register_dataset
+from maelab.data.folder_memory import (
+    commonest_side,
+    in_memory_splits,
+    is_grey,
+    memory_size,
+    mixed_sizes_line,
+    size_census,
+)
 from maelab.data.image_tree import (
     BAD_IMAGE_HINT,
     drop_unreadable,
@@ -48,6 +56,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_SIZE = 224
 EVAL_CROP_FRACTION = 0.875  # shorter side resized to size / 0.875, then centre-cropped (256 -> 224)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)  # aspect-ratio range of RandomResizedCrop
+STATS_SAMPLE = 256  # files (spread over a streamed tree) its grey check and statistics read
 VERIFY_LIMIT = 50_000  # images; larger trees skip the build-time scan (see module docstring)
 MAX_REPLACEMENTS = 64  # consecutive unreadable files before giving up on a sample
 
@@ -84,7 +93,7 @@ def sample_crop(
 
 
 def eval_view(img: Image.Image, size: int) -> torch.Tensor:
-    """Resize the shorter side to size / 0.875, centre-crop to size: uint8 (3, size, size)."""
+    """Resize the shorter side to size / 0.875, centre-crop to size: uint8 (C, size, size)."""
     img = TF.resize(img, [int(size / EVAL_CROP_FRACTION)], InterpolationMode.BICUBIC)
     return TF.pil_to_tensor(TF.center_crop(img, [size, size]))
 
@@ -96,7 +105,7 @@ def _augment_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class FolderImages(Dataset):
-    """One split of an image tree: `(uint8 (3, S, S), label)`, augmented or centre-resized."""
+    """One split of an image tree: `(uint8 (C, S, S), label)`, augmented or centre-resized."""
 
     def __init__(
         self,
@@ -108,6 +117,7 @@ class FolderImages(Dataset):
         hflip: bool = True,
         seed: int = 0,
         on_bad_image: str = "skip",
+        channels: int = 3,
     ) -> None:
         self.paths = list(paths)
         self.labels = list(labels)
@@ -117,6 +127,7 @@ class FolderImages(Dataset):
         self.hflip = hflip
         self.seed = seed
         self.on_bad_image = on_bad_image
+        self.channels = channels  # 1: a grey tree, each image read as luminance
         self.epoch = 0
         # found unreadable at load time; per process, since DataLoader workers hold copies
         self.bad_indices: set[int] = set()
@@ -149,6 +160,8 @@ class FolderImages(Dataset):
                 continue
             if step:
                 self.num_replaced += 1
+            if self.channels == 1:
+                img = img.convert("L")
             return self._view(img, index), self.labels[j]
         raise DataError(
             f"{MAX_REPLACEMENTS} unreadable images in a row from {self.paths[index]}; "
@@ -180,7 +193,11 @@ def build_folder(data_cfg: DataConfig, verify_limit: int = VERIFY_LIMIT) -> Spli
     ):
         keep = first_n(n, len(paths), seed)
         files.append(([paths[i] for i in keep], [labels[i] for i in keep]))
-    size = memory_size(data_cfg, files[0][0] + files[1][0])
+    census = size_census(files[0][0] + files[1][0])
+    native = commonest_side(census)
+    size = memory_size(data_cfg, len(files[0][0]) + len(files[1][0]), native)
+    if data_cfg.image_size is None and (mixed := mixed_sizes_line(census, size or DEFAULT_SIZE)):
+        warnings.warn(mixed, stacklevel=2)  # the size chosen for the user: say so, once
     if size is not None:
         return in_memory_splits(files, len(classes), size, data_cfg, verify_limit)
     splits = []
@@ -192,14 +209,44 @@ def build_folder(data_cfg: DataConfig, verify_limit: int = VERIFY_LIMIT) -> Spli
                 f"folder dataset: no readable images left for a {name} split under {data_cfg.root}; "
                 "add images (or a val/ folder when the tree is split here)"
             )
-        splits.append(_streaming(paths, labels, len(classes), data_cfg))
-    return Splits(train=splits[0], test=splits[1])
+        splits.append((paths, labels))
+    # from the train split's images: the test split stays unseen
+    look = streamed_look(splits[0][0], data_cfg.image_size or DEFAULT_SIZE)
+    train, test = (_streaming(p, lab, len(classes), data_cfg, look) for p, lab in splits)
+    return Splits(train=train, test=test)
+
+
+def streamed_look(
+    paths: Sequence[str], size: int
+) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """(channels, mean, std) of a streamed tree, from up to `STATS_SAMPLE` files spread over it
+    (eval views at `size`): a grey tree streams as one channel with its own statistics, a colour
+    tree as RGB with ImageNet's (the official recipe; the scan stops at the first colour file)."""
+    step = max(1, len(paths) // STATS_SAMPLE)
+    views = []
+    for path in paths[::step][:STATS_SAMPLE]:
+        try:
+            view = eval_view(load_rgb(path), size)
+        except Exception:  # unreadable files are reported when they are loaded
+            continue
+        if not is_grey(view[None]):
+            return 3, IMAGENET_MEAN, IMAGENET_STD
+        views.append(view[:1])
+    if not views:
+        return 3, IMAGENET_MEAN, IMAGENET_STD
+    mean, std = channel_stats(torch.stack(views))
+    return 1, mean, std
 
 
 def _streaming(
-    paths: list[str], labels: list[int], num_classes: int, data_cfg: DataConfig
+    paths: list[str],
+    labels: list[int],
+    num_classes: int,
+    data_cfg: DataConfig,
+    look: tuple[int, tuple[float, ...], tuple[float, ...]],
 ) -> StreamingSet:
     size = data_cfg.image_size or DEFAULT_SIZE
+    channels, mean, std = look
 
     def dataset(augment: bool) -> FolderImages:
         return FolderImages(
@@ -211,15 +258,16 @@ def _streaming(
             hflip=data_cfg.hflip,
             seed=data_cfg.seed,
             on_bad_image=data_cfg.on_bad_image,
+            channels=channels,
         )
 
     return StreamingSet(
         train_dataset=dataset(augment=data_cfg.augment is not False),
         eval_dataset=dataset(augment=False),
         num_classes=num_classes,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        channels=3,
+        mean=mean,
+        std=std,
+        channels=channels,
         image_size=size,
     )
 

@@ -1,7 +1,7 @@
 """Small-image trees held in memory: decoded once at native size into a uint8 tensor.
 
 Small images (the commonest size among `SIZE_SAMPLE` sampled files at most `SMALL_SIDE` px a
-side: digits, icons, patches; `data.in_memory` overrides) are decoded once at their native size
+side, a tie going to the smaller: digits, icons, patches; `data.in_memory` overrides) are decoded once at their native size
 (shorter side, centre crop) and trained on like any in-memory set: batched tensor augmentation, no
 PIL or DataLoader workers per step. A tree whose images are all grey (also when saved as RGB)
 becomes one channel, and the per-channel mean and std come from its training images. Unreadable
@@ -33,37 +33,61 @@ MEMORY_LIMIT = 2**30  # bytes of uint8 pixels, above which even small images are
 GREY_TOLERANCE = 2  # grey levels: RGB files of grey content (JPEG rounding) still count as grey
 
 
-def native_size(paths: Sequence[str]) -> int | None:
-    """Shorter side of the commonest image size among up to `SIZE_SAMPLE` files spread over
-    `paths` (headers only, no decode); None when none of them opens."""
+def size_census(paths: Sequence[str]) -> Counter[tuple[int, int]]:
+    """How many of up to `SIZE_SAMPLE` files spread over `paths` have each (width, height)
+    (headers only, no decode; unreadable files are left out)."""
     step = max(1, len(paths) // SIZE_SAMPLE)
-    sizes = []
+    sizes: Counter[tuple[int, int]] = Counter()
     for path in paths[::step][:SIZE_SAMPLE]:
         try:
             with Image.open(path) as img:
-                sizes.append(img.size)
+                sizes[img.size] += 1
         except Exception:  # unreadable files are reported when the split is loaded
             continue
-    if not sizes:
+    return sizes
+
+
+def commonest_side(census: Counter[tuple[int, int]]) -> int | None:
+    """Shorter side of the size most files have; a tie goes to the smaller size (a 28 px digit
+    and one 300x200 photo train at 28 px, not at the photo's 224)."""
+    if not census:
         return None
-    (w, h), _ = Counter(sizes).most_common(1)[0]
+    top = max(census.values())
+    w, h = min((s for s, n in census.items() if n == top), key=lambda s: (min(s), s[0] * s[1]))
     return min(w, h)
 
 
-def memory_size(data_cfg: DataConfig, paths: Sequence[str]) -> int | None:
-    """The side at which a split is held in memory, or None to stream it (see module docstring)."""
+def native_size(paths: Sequence[str]) -> int | None:
+    """`commonest_side` of the sampled files of `paths`; None when none of them opens."""
+    return commonest_side(size_census(paths))
+
+
+def mixed_sizes_line(census: Counter[tuple[int, int]], size: int) -> str | None:
+    """One line when the sampled files differ in size: the sizes, their counts and the side
+    trained at; None when they all have one size."""
+    if len(census) < 2:
+        return None
+    shown = ", ".join(
+        f"{w} px: {n}" if w == h else f"{w}x{h}: {n}"
+        for (w, h), n in sorted(census.items(), key=lambda item: (min(item[0]), item[0]))
+    )
+    return f"images of mixed sizes ({shown}); training at {size} px; set data.image_size to change"
+
+
+def memory_size(data_cfg: DataConfig, num_images: int, native: int | None) -> int | None:
+    """The side at which a tree of `num_images` files of shorter side `native` (None: none
+    opens) is held in memory, or None to stream it (see module docstring)."""
     if data_cfg.in_memory is False:
         return None
-    native = native_size(paths)
     size = data_cfg.image_size or native
     if size is None or native is None:
         return None  # nothing opens: the streaming path reports the files
-    fits = len(paths) * 3 * size * size <= MEMORY_LIMIT
+    fits = num_images * 3 * size * size <= MEMORY_LIMIT
     if data_cfg.in_memory is None:
         return size if size <= SMALL_SIDE and native <= SMALL_SIDE and fits else None
     if not fits:
         raise DataError(
-            f"folder dataset: {len(paths)} images of {size} px exceed the {MEMORY_LIMIT >> 20} MiB "
+            f"folder dataset: {num_images} images of {size} px exceed the {MEMORY_LIMIT >> 20} MiB "
             "held in memory; pass data.in_memory=false or a smaller data.image_size"
         )
     return size

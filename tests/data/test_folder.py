@@ -294,3 +294,35 @@ def test_val_class_missing_from_train(tree: Path) -> None:
 
 def test_registered() -> None:
     assert DATASETS["folder"].build is build_folder
+
+
+def test_streamed_grey_tree_is_one_channel_with_its_own_stats(tmp_path: Path) -> None:
+    """Large grey images (some saved as RGB) stream as one channel, standardised with the mean
+    and std of their training images, not ImageNet's."""
+    rng = np.random.default_rng(5)
+    pixels = {}
+    for split, n in (("train", 3), ("val", 2)):
+        d = tmp_path / split / "a"
+        d.mkdir(parents=True)
+        for i in range(n):
+            arr = rng.integers(0, 120 if split == "train" else 256, (90, 100), dtype=np.uint8)
+            img = Image.fromarray(arr)
+            (img.convert("RGB") if i % 2 else img).save(d / f"{i}.png")
+            pixels[split, i] = arr
+    s = build_folder(DataConfig(name="folder", root=str(tmp_path)))  # 100 px > 64: streamed
+    assert isinstance(s.train, StreamingSet) and s.train.channels == 1 and s.test.channels == 1
+    views = torch.stack([eval_view(Image.fromarray(pixels["train", i]), 224) for i in range(3)])
+    x = views.double() / 255
+    assert s.train.mean == pytest.approx((x.mean().item(),)) and s.train.mean != IMAGENET_MEAN
+    assert s.train.std == pytest.approx((x.std().item(),))
+    assert s.test.mean == s.train.mean  # from the train split only
+    for ds in (s.train.train_dataset, s.train.eval_dataset):
+        img, _ = ds[1]
+        assert img.shape == (1, 224, 224) and img.dtype == torch.uint8
+    assert torch.equal(s.train.eval_dataset[1][0], views[1])
+
+
+def test_streamed_colour_tree_keeps_imagenet_stats(tree: Path) -> None:
+    s = build_quiet(tree)
+    assert s.train.channels == 3 and s.train.mean == IMAGENET_MEAN
+    assert s.train.eval_dataset[0][0].shape == (3, SIZE, SIZE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from maelab.config import DataConfig
+from maelab.config import Config, DataConfig
 from maelab.data import folder_memory
 from maelab.data.base import ImageSet, StreamingSet
 from maelab.data.export import write_image_folder
 from maelab.data.folder import IMAGENET_MEAN, build_folder
 from maelab.data.folder_memory import is_grey, native_size
 from maelab.errors import DataError
+from maelab.recipes import apply_recipe
 
 
 def _pixels(n: int, size: int | tuple[int, int], channels: int, seed: int) -> np.ndarray:
@@ -203,3 +205,50 @@ def test_export_round_trip(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError, match="2 class names for 3 classes"):
         write_image_folder(split, tmp_path, "x", ["a", "b"])
+
+
+def _mixed_tree(root: Path, photos: int = 1) -> Path:
+    """One class folder (split here): one 28 px digit and `photos` 300x200 photos, the photos
+    first in file order."""
+    d = root / "a"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(photos):
+        Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(d / f"0{i}.png")
+    Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(d / "1_digit.png")
+    return root
+
+
+def test_mixed_sizes_tie_trains_at_the_smaller_and_says_so(tmp_path: Path) -> None:
+    """One 28 px digit and one 300x200 photo: held at 28 px (small-data recipe), not streamed at
+    the paper's 224, with one line naming the sizes and the fix."""
+    root = _mixed_tree(tmp_path / "t")
+    with pytest.warns(UserWarning) as rec:
+        s = build_folder(data(root))
+    lines = [str(w.message) for w in rec]
+    assert lines == [
+        "images of mixed sizes (28 px: 1, 300x200: 1); training at 28 px; "
+        "set data.image_size to change"
+    ]
+    assert isinstance(s.train, ImageSet) and s.train.image_size == 28 and s.test.image_size == 28
+    _, line = apply_recipe(Config(data=data(root)), s)
+    assert line.startswith("recipe small-data: 1 images of 28 px")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a size the user chose: no line
+        assert build_folder(data(root, image_size=20)).train.image_size == 20
+
+
+def test_mixed_sizes_follow_the_majority(tmp_path: Path) -> None:
+    root = _mixed_tree(tmp_path / "t", photos=2)
+    with pytest.warns(UserWarning, match=r"\(28 px: 1, 300x200: 2\); training at 224 px"):
+        s = build_folder(data(root))
+    assert isinstance(s.train, StreamingSet) and s.train.image_size == 224
+    census = folder_memory.size_census([str(p) for p in sorted((root / "a").iterdir())])
+    assert folder_memory.commonest_side(census) == 200
+
+
+def test_commonest_side_breaks_ties_towards_the_smaller() -> None:
+    census = Counter({(300, 200): 2, (64, 64): 2, (28, 28): 1})
+    assert folder_memory.commonest_side(census) == 64
+    assert folder_memory.commonest_side(Counter({(40, 30): 1, (30, 40): 1, (32, 30): 1})) == 30
+    assert folder_memory.commonest_side(Counter()) is None
