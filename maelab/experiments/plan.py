@@ -256,6 +256,11 @@ def load_sweep(
             "the sweep has no grid: give --grid key=v1,v2 or a `sweep: grid:` section"
         )
     sweep_dir = out or settings.dir or tree.get("run_dir") or "runs/sweep"
+    if Path(sweep_dir).exists() and not Path(sweep_dir).is_dir():
+        raise ConfigError(
+            f"sweep folder {sweep_dir} is a file, not a folder; pass --out a new folder "
+            "(or this sweep's)"
+        )
     return expand_sweep(tree, settings, sweep_dir)
 
 

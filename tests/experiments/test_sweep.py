@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from maelab.cli import main
 from maelab.errors import ConfigError
 from maelab.experiments import sweep as sw
 from maelab.experiments.plan import (
@@ -198,3 +199,18 @@ def test_sweep_runs_get_their_recipe_and_resume_without_a_mismatch(tmp_path):
     assert base["baselines"]["random_init"]["dim"] == run["metrics"]["dim"] == 128
     again = run_sweep(load_sweep([str(cfg)], out=str(tmp_path / "sweep")), quiet=True)
     assert not again.failed and not again.ran
+
+
+@pytest.mark.parametrize("command", ["sweep", "demo"])
+def test_out_naming_a_file_is_one_line(command, tmp_path, capsys):
+    """`--out` on an existing file: one line naming the path, before anything trains."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    grid = ["--grid", "mask.ratio=0.5,0.75"] if command == "sweep" else ["--quick", "--quiet"]
+    assert main([command, *grid, "--out", str(taken)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"maelab: error: sweep folder {taken} is a file, not a folder; pass --out a new folder "
+        "(or this sweep's)"
+    ]
+    assert taken.read_text() == "mine"
