@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from maelab.config import load_config
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.engine.pretrain import pretrain
 from maelab.evaluation.finetune import finetune, finetune_run_config
 from maelab.models import MaskedAutoencoder
+from maelab.models.checkpoints import load_checkpoint
 from maelab.models.interop import encoder_state_dict
 
 TINY = dict(patch_size=4, embed_dim=64, depth=2, num_heads=4, decoder_embed_dim=32,

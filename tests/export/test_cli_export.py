@@ -10,9 +10,9 @@ import torch
 
 import maelab
 from maelab.cli import main
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.export import export_checkpoint
 from maelab.export.folder import CARD_FILE
+from maelab.models.checkpoints import load_checkpoint
 from maelab.run_folder import RunFolder, write_json_atomic
 from maelab.verdicts import git_commit
 

@@ -13,11 +13,10 @@ from PIL import Image
 from timm.models.vision_transformer import VisionTransformer
 
 from maelab.data import build_splits
-from maelab.engine.checkpoint import load_checkpoint
 from maelab.errors import CheckpointError
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.export import export_checkpoint, read_source
 from maelab.export.folder import CONFIG_FILE, PREPROCESSOR_FILE
+from maelab.models.checkpoints import load_checkpoint, load_pretrained
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("safetensors")

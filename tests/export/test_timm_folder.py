@@ -11,10 +11,9 @@ import pytest
 import timm
 import torch
 
-from maelab.engine.checkpoint import load_checkpoint
-from maelab.evaluation.checkpoints import load_pretrained
 from maelab.export import export_checkpoint, read_source
 from maelab.export.folder import CONFIG_FILE, WEIGHTS_FILE
+from maelab.models.checkpoints import load_checkpoint, load_pretrained
 from maelab.models.interop import to_timm_vit
 
 pytest.importorskip("safetensors")
