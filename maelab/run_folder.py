@@ -12,6 +12,8 @@ A pretraining run, a sweep and an evaluation all write into folders of this shap
     RUN/results.json          the sweep's evaluation of the run
     RUN/done.json             written last: the run is complete
     RUN/probe.json, RUN/finetune.json, RUN/collapse.json
+    RUN/analysis/             `maelab analyze collapse`: collapse.json and its spectra, collapse.png
+    RUN/finetune/             `maelab finetune`: a run folder of its own (finetune.json, ...)
     SWEEP/sweep.json          a sweep's manifest; SWEEP/baselines/ its random / pixel rows
     SWEEP/report.html         the report
 
@@ -48,6 +50,9 @@ BASE_CONFIG_FILE = "base_config.yaml"
 VERDICTS_FILE = "verdicts.json"
 FINETUNE_FILE = "finetune.json"
 COLLAPSE_FILE = "collapse.json"
+COLLAPSE_FIGURE = "collapse.png"
+ANALYSIS_DIR = "analysis"
+FINETUNE_DIR = "finetune"
 STUDY_FILE = "study.json"  # a demo folder: derived predictions, undecided rows, curves
 TEMP_SUFFIX = ".tmp"
 
@@ -87,6 +92,8 @@ class RunFolder:
     verdicts = property(lambda self: self.root / VERDICTS_FILE)
     finetune_result = property(lambda self: self.root / FINETUNE_FILE)
     collapse_result = property(lambda self: self.root / COLLAPSE_FILE)
+    analysis = property(lambda self: self.root / ANALYSIS_DIR)
+    finetune_run = property(lambda self: self.root / FINETUNE_DIR)
 
     def status(self) -> str:
         """'done' (done.json), 'partial' (a checkpoint or a config exists) or 'new'."""

@@ -32,6 +32,9 @@ def _run_report(args: argparse.Namespace) -> int:
         report = build_report(args.folder, args.out)
     except FileNotFoundError as exc:
         raise MaelabError(str(exc)) from None
+    if report.kind == "run":  # one run: the page shows its files, it decides nothing
+        print(f"run report: {', '.join(report.sections)}\nreport: {report.path}")
+        return 0
     counts = report.counts()
     decided = "".join(
         f", {n} {k}" for k, n in counts.items() if k not in ("agrees", "disagrees", "not measured")

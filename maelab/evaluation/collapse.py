@@ -24,10 +24,7 @@ from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.models.pooling import DEFAULT_POOL, Pool, pool_tokens
 from maelab.plotting import save_figure
-from maelab.run_folder import COLLAPSE_FILE, RunFolder, write_json_atomic
-
-ANALYSIS_DIR = "analysis"  # default folder of `maelab analyze collapse` inside the first run
-FIGURE_FILE = "collapse.png"
+from maelab.run_folder import COLLAPSE_FIGURE, COLLAPSE_FILE, RunFolder, write_json_atomic
 
 
 @torch.no_grad()
@@ -127,11 +124,11 @@ def write_collapse_analysis(
     stats = analyze_checkpoints(
         list(paths), labels, num_images, pool, mask_ratio, data_overrides=data_overrides
     )
-    out = Path(out_dir) if out_dir else RunFolder.of_checkpoint(paths[0]).root / ANALYSIS_DIR
+    out = Path(out_dir) if out_dir else RunFolder.of_checkpoint(paths[0]).analysis
     records = [{**s.to_dict(), "checkpoint": str(p)} for s, p in zip(stats, paths, strict=True)]
     json_path = write_json_atomic(out / COLLAPSE_FILE, records)
     title = f"covariance spectrum of {pool} features ({stats[0].num_images} test images)"
-    png = spectra_figure({s.label: s.spectrum for s in stats}, out / FIGURE_FILE, title)
+    png = spectra_figure({s.label: s.spectrum for s in stats}, out / COLLAPSE_FIGURE, title)
     return stats, json_path, png
 
 

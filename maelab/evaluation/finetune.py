@@ -191,7 +191,7 @@ def finetune(
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = RunFolder(run_cfg.run_dir or RunFolder.of_checkpoint(ckpt).root / "finetune")
+    out = RunFolder(run_cfg.run_dir or RunFolder.of_checkpoint(ckpt).finetune_run)
     splits = build_splits(run_cfg.data)
     mae, _ = load_pretrained(ckpt)
     if splits.train.channels != mae.arch.in_chans:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from maelab.report import claims
@@ -21,6 +21,8 @@ DEFAULT_TITLE = "maelab report"
 class Report:
     path: Path
     verdicts: list[Verdict]
+    kind: str = "sweep"  # "run" (one run folder) or "sweep"
+    sections: list[str] = field(default_factory=list)  # titles, in page order
 
     def counts(self) -> dict[str, int]:
         return claims.summarise(self.verdicts)
@@ -37,4 +39,5 @@ def build_report(
     fig_dir.mkdir(parents=True, exist_ok=True)
     sections, body = build_sections(ReportContext.of(c, fig_dir))
     write_page(out, render_page(sections, title or DEFAULT_TITLE, c.root.name))
-    return Report(out, [v for sec in body for v in sec.verdicts])
+    verdicts = [v for sec in body for v in sec.verdicts]
+    return Report(out, verdicts, c.kind, [sec.title for sec in sections])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from maelab.report.context import ReportContext, SectionBuilder
 from maelab.report.page import SUMMARY_ID, Section
-from maelab.report.sections import cao, kong, runs, study, zhang
+from maelab.report.sections import cao, kong, run_story, runs, study, zhang
 from maelab.report.sections.summary import verdicts_section
 
 SECTIONS: list[SectionBuilder] = [
@@ -32,6 +32,8 @@ SECTION_IDS = ["overview", SUMMARY_ID, "training", "reconstructions", "probes", 
 
 def build_sections(ctx: ReportContext) -> tuple[list[Section], list[Section]]:
     """(the page's sections in order, the sections that carry verdicts without the summary)."""
+    if ctx.collected.kind == "run":  # one run: what its files hold, nothing decided here
+        return (page := [s for b in run_story.RUN_SECTIONS if (s := b(ctx)) is not None]), page
     body = [s for build in SECTIONS if (s := build(ctx)) is not None]
     if any(s.id == study.STUDY_ID for s in body):
         # the study decides these papers' rows by paired intervals; the sections' older
