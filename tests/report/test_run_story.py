@@ -37,6 +37,7 @@ def full_run(root: Path) -> RunFolder:
     """A run after pretrain, probe, finetune, analyze collapse and analyze probes."""
     run = bare_run(root)
     lines = [{"kind": "train", "step": s, "epoch": 0, "loss": 1.0 / s} for s in (1, 2, 3)]
+    lines.append({"kind": "epoch", "step": 3, "epoch": 0, "loss": 0.6125})
     run.metrics.write_text("".join(json.dumps(r) + "\n" for r in lines))
     png(run.reconstruction_figure)
     rows = [{"source": "mae", "dim": 128, "linear": {"top1": 91.5}, "knn": {"top1": 87.0}}]
@@ -54,8 +55,14 @@ def full_run(root: Path) -> RunFolder:
                       {"probe": "position", "question": "Q1: positions as coordinates",
                        "seconds": 2.5, "result": {"r2": 0.9}})  # fmt: skip
     png(run.probes / "position.png")
+    result = {
+        "manipulation": "trained table",
+        "control": "shuffled positions",
+        "treated": 0.33,
+        "control_value": 0.02,
+    }
     write_json_atomic(run.probes / "question_Q1.json",
-                      {"question": "Q1", "seconds": 3.0, "result": {"effect": 0.31}})  # fmt: skip
+                      {"question": "Q1", "seconds": 3.0, "result": result})  # fmt: skip
     # an interval above zero written as "inconclusive": the page must show what the file says
     row = vd.VerdictRecord("Cao", "Q1: tokens carry their positions", "prediction",
                            "inconclusive", 0.31, (0.12, 0.5), 1, (0.31,), 0.05, control=0.02,
@@ -77,7 +84,10 @@ def test_the_page_shows_everything_the_run_holds(tmp_path: Path) -> None:
         "Overview", "Training curves", "Reconstructions", "Fine-tuning", "Dimensional collapse",
         "Theory probes", "Verdicts",
     ]  # fmt: skip
-    assert "<td>mae</td><td>128</td><td>91.5</td><td>87.0</td>" in section(page, "overview")
+    overview = section(page, "overview")
+    assert f"Run folder <code>{run.root}</code>: 3 steps, last epoch's loss 0.613." in overview
+    assert "<td>mae</td><td>128</td><td>91.5</td><td>87.0</td>" in overview
+    assert "<td>data root</td><td>/data/digits</td>" in overview
     assert "test top-1 <b>80.5%</b> after 1 epochs" in section(page, "finetune")
     assert "<td>0</td><td>1.250</td><td>80.5</td><td>–</td>" in section(page, "finetune")
     collapse = section(page, "collapse")
@@ -85,7 +95,10 @@ def test_the_page_shows_everything_the_run_holds(tmp_path: Path) -> None:
     assert collapse.count("<img") == 1
     probes = section(page, "theory-probes")
     assert "<h3>position</h3>" in probes and probes.count("<img") == 1
-    assert "<td>Q1</td>" in probes and "effect 0.310" in probes
+    assert (
+        "<td>Q1</td><td>trained table</td><td>shuffled positions</td><td>0.330</td>"
+        "<td>0.020</td><td>3.000</td>"
+    ) in probes
     rows = section(page, "verdict-rows")
     assert "<code>probes/verdicts.json</code>" in rows
     assert (

@@ -33,7 +33,7 @@ def test_single_run_leads_with_the_probe_table(tmp_path):
     overview = overview[: overview.index("</section>")]
     assert "<td>mae</td><td>192</td><td>91.5</td><td>87.0</td>" in overview
     assert "<td>random</td>" in overview and "<td>pixels</td>" in overview
-    assert overview.index("probe.json") < overview.index("first run")
+    assert overview.index("probe.json") < overview.index("this run")
     assert "None" not in overview
 
 

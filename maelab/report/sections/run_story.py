@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from maelab import verdicts as vd
+from maelab.engine.metrics_log import read_metrics
 from maelab.evaluation.collapse import spectra_figure
 from maelab.probes.results import read_probe_results, read_question_results
 from maelab.report.collect import training_curve
@@ -35,6 +36,27 @@ COLLAPSE_COLUMNS = [("dim", "dim"), ("num_images", "images"), ("effective_rank",
 
 def _run(ctx: ReportContext) -> RunFolder:
     return RunFolder(ctx.collected.root)
+
+
+def overview_section(ctx: ReportContext) -> Section:
+    """The run's length and last loss, its probe table (or how to make one) and its settings."""
+    run, record = _run(ctx), next(iter(ctx.collected.runs), None)
+    s = Section("overview", "Overview")
+    epochs = [r for r in read_metrics(run.metrics) if r.get("kind") == "epoch" and "loss" in r]
+    trained = (
+        f": {int(epochs[-1].get('step', 0)):,} steps, last epoch's loss "
+        f"{fmt(float(epochs[-1]['loss']))}"
+        if epochs
+        else ""
+    )
+    s.body.append(f"<p>Run folder <code>{esc(run.root)}</code>{trained}.</p>")
+    s.body.extend(runs.measured_probe_table(run))
+    if record is not None and record.config is not None:
+        facts = [(k, v) for k, v in runs.setting_facts(record.setting) if v]
+        if record.setting("data.name") == "folder":
+            facts.insert(1, ("data root", str(record.setting("data.root"))))
+        s.body.append(table(["", "this run"], [[esc(a), esc(b)] for a, b in facts]))
+    return s
 
 
 def training_section(ctx: ReportContext) -> Section | None:
@@ -111,11 +133,16 @@ def theory_probes_section(ctx: ReportContext) -> Section | None:
         f"<code>{esc(folder)}</code>; their decided rows are in the next section.</p>"
     )
     if questions:
-        rows = [[esc(q), esc(r.get("title") or r.get("result", {}).get("title", "")),
-                 fmt(_number(r.get("seconds"))), esc(", ".join(_scalars(r.get("result"))))]
-                for q, r in questions.items()]  # fmt: skip
-        s.body.append(table(["question", "experiment", "seconds", "numbers"], rows))
-    for name, rec in probes.items():
+        rows = []
+        for q, r in questions.items():
+            res = r.get("result") if isinstance(r.get("result"), dict) else {}
+            rows.append([esc(q), esc(res.get("manipulation", "")), esc(res.get("control", "")),
+                         fmt(_number(res.get("treated"))), fmt(_number(res.get("control_value"))),
+                         fmt(_number(r.get("seconds")))])  # fmt: skip
+        header = ["question", "manipulation", "control", "treated", "control value", "seconds"]
+        s.body.append(table(header, rows, "verdicts"))
+    # in question order (their records name it: "Cao Q1: ..."), then by name
+    for name, rec in sorted(probes.items(), key=lambda kv: (str(kv[1].get("question")), kv[0])):
         about = ", ".join(x for x in (rec.get("question"), _seconds(rec)) if x)
         s.body.append(f"<h3>{esc(name)}</h3><p class='note'>{esc(about)}</p>")
         if Path(rec["figure"]).is_file():
@@ -191,17 +218,8 @@ def _seconds(rec: dict[str, Any]) -> str:
     return f"{t:.1f} s" if math.isfinite(t) else ""
 
 
-def _scalars(result: Any, limit: int = 4) -> list[str]:
-    """The first few top-level numbers of a result record, `name value`."""
-    if not isinstance(result, dict):
-        return []
-    found = [f"{k} {fmt(v)}" for k, v in result.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool)]  # fmt: skip
-    return found[:limit]
-
-
 RUN_SECTIONS: list[SectionBuilder] = [
-    runs.overview_section,
+    overview_section,
     training_section,
     reconstructions_section,
     finetune_section,
