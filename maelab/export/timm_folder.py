@@ -45,7 +45,8 @@ class TimmSpec:
 
     def load_line(self, folder: str | Path) -> str:
         """The one `timm.create_model` call that rebuilds the model from `folder`."""
-        overlay = {k: self.pretrained_cfg[k] for k in ("input_size", "mean", "std", "num_classes")}
+        keys = ("input_size", "mean", "std", "crop_pct", "num_classes")
+        overlay = {k: self.pretrained_cfg[k] for k in keys}
         overlay_text = ", ".join(f"{k}={_py(v)}" for k, v in overlay.items())
         args = ", ".join(f"{k}={_py(v)}" for k, v in self.model_args.items())
         weights = Path(folder) / WEIGHTS_FILE

@@ -4,7 +4,6 @@ timm's own classifier head."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import timm
 import torch
 
 from maelab.export import export_checkpoint, read_source
-from maelab.export.folder import CONFIG_FILE, WEIGHTS_FILE
+from maelab.export.folder import CONFIG_FILE, WEIGHTS_FILE, Written
 from maelab.models.checkpoints import load_checkpoint, load_pretrained
 from maelab.models.interop import to_timm_vit
 
@@ -21,16 +20,13 @@ pytest.importorskip("safetensors")
 TOL = 1e-5
 
 
-def load_by_name(folder: Path, num_classes: int = 0) -> torch.nn.Module:
-    """The README's line: the architecture's name, the file as an overlay, the shapes as kwargs."""
-    cfg = json.loads((folder / CONFIG_FILE).read_text())
-    pre = cfg["pretrained_cfg"]
-    overlay = dict(file=str(folder / WEIGHTS_FILE), input_size=tuple(pre["input_size"]),
-                   mean=tuple(pre["mean"]), std=tuple(pre["std"]), num_classes=pre["num_classes"])  # fmt: skip
-    return timm.create_model(
-        cfg["architecture"], pretrained=True, pretrained_cfg_overlay=overlay,
-        num_classes=num_classes, **cfg["model_args"],
-    ).eval()  # fmt: skip
+def load_by_name(written: Written) -> torch.nn.Module:
+    """Run the printed (and carded) line: the architecture's name, the file as a
+    `pretrained_cfg_overlay`, the shapes as keyword arguments."""
+    space: dict = {}
+    exec("\n".join(written.code[:2]), space)  # "import timm", "model = timm.create_model(...)"
+    assert written.code[1].startswith('model = timm.create_model("vit_')
+    return space["model"].eval()
 
 
 @pytest.mark.parametrize("name", ["run_ckpt", "grey_ckpt", "official_encoder"])
@@ -43,7 +39,7 @@ def test_features_match_maelab(name: str, request, tmp_path: Path) -> None:
     imgs = torch.randn(
         3, a.in_chans, a.img_size, a.img_size, generator=torch.Generator().manual_seed(0)
     )
-    by_name = load_by_name(done.out)
+    by_name = load_by_name(done.written)
     local = timm.create_model(f"local-dir:{done.out}", pretrained=True, num_classes=0).eval()
     with torch.no_grad():
         ours = model.encode(imgs)
@@ -89,7 +85,7 @@ def test_finetuned_run_keeps_its_classifier(finetuned_avg, tmp_path: Path) -> No
     source = read_source(finetuned_avg)
     vit = to_timm_vit(source.model, n, "avg", fc_norm=True).eval()
     vit.load_state_dict(state["model"])
-    exported = load_by_name(done.out, num_classes=n)
+    exported = load_by_name(done.written)
     backbone = timm.create_model(f"local-dir:{done.out}", pretrained=True, num_classes=0).eval()
     imgs = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
