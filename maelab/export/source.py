@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import torch
 
-from maelab.config import Config, DataConfig, build_config, override_data
+from maelab.config import MASK_RATIO, Config, DataConfig, build_config, override_data
 from maelab.data import build_splits
 from maelab.data.folder import IMAGENET_MEAN, IMAGENET_STD
 from maelab.errors import CheckpointError, ConfigError, DataError
@@ -96,7 +96,7 @@ def read_source(path: str | Path, data_overrides: list[str] | None = None) -> Ex
     if official is not None:
         return ExportSource(
             path, "official", model, official.has_decoder,
-            official_preprocess(model.arch, path), mask_ratio=0.75,
+            official_preprocess(model.arch, path), mask_ratio=MASK_RATIO,
         )  # fmt: skip
     data = override_data(cfg.data, data_overrides or [])
     info = {k: v for k, v in state.items() if k not in ("model", "optimizer", "scaler", "rng")}
