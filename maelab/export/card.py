@@ -131,7 +131,8 @@ def model_card(
     commit: str,
 ) -> str:
     """The README.md text (Hugging Face model-card front matter, then Markdown)."""
-    name = RunFolder.of_checkpoint(source.path).root.name
+    run = RunFolder.of_checkpoint(source.path).root.name
+    name = source.path.stem if source.kind == "official" else run
     pre = source.preprocess
     lines = [
         "---",
@@ -156,9 +157,10 @@ def model_card(
     ]
     if target == "hf":
         lines += [
-            "`ViTMAEModel` masks and shuffles patches as in pretraining: load it with "
-            "`mask_ratio=0.0` and pass `noise=torch.arange(L).expand(N, L)` (L patches) to get "
-            "every patch token in raster order; the cls token is `last_hidden_state[:, 0]`.",
+            "`ViTMAEModel` masks and shuffles patches as in pretraining: with `mask_ratio=0.0` "
+            "(set in an encoder-only folder) it keeps every patch, and "
+            "`noise=torch.arange(L).expand(N, L)` (L patches) keeps them in raster order; the "
+            "cls token is `last_hidden_state[:, 0]`.",
         ]
     lines += ["", "## Training", "", *_table(["", ""], [list(r) for r in story.rows])]
     if story.probe:
