@@ -92,7 +92,7 @@ def read_source(path: str | Path, data_overrides: list[str] | None = None) -> Ex
     maelab_run = all(k in state for k in ("model", "arch", "config"))
     official = None if maelab_run else official_arch(state, path)
     model, cfg = load_pretrained(path)
-    check_plain(model.arch, path)
+    check_plain(model.arch, path, model)
     if official is not None:
         return ExportSource(
             path, "official", model, official.has_decoder,
@@ -106,8 +106,13 @@ def read_source(path: str | Path, data_overrides: list[str] | None = None) -> Ex
     )  # fmt: skip
 
 
-def check_plain(arch: MAEArch, path: Path) -> None:
+def check_plain(arch: MAEArch, path: Path, model: torch.nn.Module | None = None) -> None:
     """Refuse a model that is not the plain ViT MAE (one line naming the variant)."""
+    if model is not None and type(model) is not MaskedAutoencoder:
+        raise CheckpointError(
+            f"checkpoint '{path}' holds a {type(model).__name__}, not the plain ViT MAE; "
+            "Hugging Face and timm have no such model, so it cannot be exported"
+        )
     if arch.ablation != "none":
         raise CheckpointError(
             f"checkpoint '{path}' holds encoder blocks without {arch.ablation.removeprefix('no_')} "

@@ -10,9 +10,11 @@ import torch
 
 import maelab
 from maelab.cli import main
-from maelab.export import export_checkpoint
+from maelab.errors import CheckpointError
+from maelab.export import export_checkpoint, source
 from maelab.export.folder import CARD_FILE
 from maelab.models.checkpoints import load_checkpoint
+from maelab.models.mae import MaskedAutoencoder
 from maelab.run_folder import RunFolder, write_json_atomic
 from maelab.verdicts import git_commit
 
@@ -116,3 +118,22 @@ def test_without_transformers_the_fix_is_named(run_ckpt, tmp_path, capsys, monke
     assert main(["export", "--ckpt", str(run_ckpt), "--to", "hf", "--out", str(out)]) == 1
     assert "pip install 'maelab[hf]'" in error_line(capsys)
     assert not out.exists()
+
+
+def test_a_model_other_than_the_plain_mae_is_refused(run_ckpt, tmp_path, monkeypatch) -> None:
+    """Any other model class (a variant maelab adds later) is refused in one line."""
+
+    class Variant(MaskedAutoencoder):
+        pass
+
+    real = source.load_pretrained
+
+    def load_variant(path):
+        model, cfg = real(path)
+        model.__class__ = Variant
+        return model, cfg
+
+    monkeypatch.setattr(source, "load_pretrained", load_variant)
+    with pytest.raises(CheckpointError, match="holds a Variant, not the plain ViT MAE"):
+        export_checkpoint(run_ckpt, "timm", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
