@@ -18,6 +18,10 @@ NonNegInt = Annotated[int, Field(ge=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, lt=2**63)]
+# dotted names of the fields that sweeps vary and studies name in their conditions
+MASK_RATIO_KEY, MASK_UNIT_KEY, MASK_STRATEGY_KEY = "mask.ratio", "mask.unit", "mask.strategy"
+OBJECTIVE_KEY = "objective.name"
+DECODER_DEPTH_KEY, DECODER_WIDTH_KEY = "model.decoder_depth", "model.decoder_embed_dim"
 
 
 class Strict(BaseModel):

@@ -29,14 +29,17 @@ from typing import Any
 from maelab import stats
 from maelab.run_folder import VERDICTS_FILE, write_json_atomic
 from maelab.verdicts_schema import (
+    INSTRUMENT,
     KINDS,
+    PREDICTION,
     SCHEMA,
     VERDICT_OPTIONAL,
     VerdictsError,
     validate,
 )
 
-__all__ = ["KINDS", "SCHEMA", "VERDICTS_FILE", "VerdictsError", "validate"]
+__all__ = ["INSTRUMENT", "KINDS", "PREDICTION", "SCHEMA", "VERDICTS_FILE", "VerdictsError",
+           "validate"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,26 @@ class VerdictRecord:
     level: float | None = None  # confidence level of `ci`
     p_holm: float | None = None  # Holm-adjusted p-value (prediction rows)
 
+    @classmethod
+    def from_json(cls, v: dict[str, Any]) -> VerdictRecord:
+        """A stored row read back as it was decided (null numbers become NaN); `decide_table`
+        is the only place that makes a new one."""
+        optional = {
+            k: v.get(k) if k == "predicted" else _opt_num(v.get(k)) for k in VERDICT_OPTIONAL
+        }
+        return cls(
+            paper=v["paper"],
+            claim=v["claim"],
+            kind=v["kind"],
+            outcome=v["outcome"],
+            effect=float(v["effect"]),
+            ci=_pair(v["ci"]),
+            n_seeds=v["n_seeds"],
+            per_seed=tuple(float(x) for x in v["per_seed"]),
+            min_detectable=_num(v["min_detectable"]),
+            **optional,
+        )
+
 
 @dataclass(frozen=True)
 class Verdicts:
@@ -112,7 +135,7 @@ class Verdicts:
             )
             for r in obj["regime"]
         )  # fmt: skip
-        rows = tuple(_verdict_from(v) for v in obj["verdicts"])
+        rows = tuple(VerdictRecord.from_json(v) for v in obj["verdicts"])
         return cls(obj["commit"], obj["config_hash"], obj["ci_method"], regime, rows, obj["schema"])
 
 
@@ -130,31 +153,44 @@ class Row:
     predicted: str  # "increase" | "decrease" | "differs" | "none"
     margin: float
     per_seed: Sequence[float]
-    kind: str = "prediction"
+    kind: str = PREDICTION
     regime_reached: bool = True
     control: float | None = None
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """What a row's paired values range over, and how its interval is taken from them."""
+
+    effect: Callable[[Sequence[float], float], stats.PairedEffect]  # (values, level) -> effect
+    ci_method: str  # the rule in one line, as verdicts.json states it
+    per_seed: bool  # True: the values are seeds, stored; False: the images of one checkpoint,
+    # whose per-image values stay in the experiment's own file (n_seeds = 1, per_seed = [mean])
+
+
+OVER_SEEDS = Sampling(stats.paired_effect, stats.CI_METHOD, per_seed=True)
+OVER_IMAGES = Sampling(stats.bootstrap_effect, stats.BOOTSTRAP_CI_METHOD, per_seed=False)
+
+
 def decide_table(
-    rows: Sequence[Row],
-    alpha: float = stats.ALPHA,
-    effect: Callable[[Sequence[float], float], stats.PairedEffect] = stats.paired_effect,
+    rows: Sequence[Row], alpha: float = stats.ALPHA, sampling: Sampling = OVER_SEEDS
 ) -> list[VerdictRecord]:
-    """Decide the rows of one table, in order.
+    """Decide the rows of one table, in order: the one function that makes a verdict.
 
     The prediction rows whose regime was reached form one Holm family: each gets its interval at
     the Holm-adjusted level (`stats.holm_levels`) and its Holm-adjusted p-value. Instrument rows
-    and rows whose regime was not reached keep the unadjusted 1 - alpha level. `effect` gives
-    the interval and p-value of a row's paired values at a level (default: Student t over
-    seeds; `stats.bootstrap_effect` for the images of one checkpoint).
+    and rows whose regime was not reached keep the unadjusted 1 - alpha level. `sampling` says
+    how a row's paired values give an interval and p-value at a level: Student t over seeds
+    (`OVER_SEEDS`), or a bootstrap over the images of one checkpoint (`OVER_IMAGES`).
     """
+    effect = sampling.effect
     for i, row in enumerate(rows):
         if row.kind not in KINDS:
             raise ValueError(f"rows[{i}].kind={row.kind!r}: expected one of {', '.join(KINDS)}")
         if row.predicted not in stats.PREDICTIONS:
             options = ", ".join(stats.PREDICTIONS)
             raise ValueError(f"rows[{i}].predicted={row.predicted!r}: expected one of {options}")
-    family = [i for i, r in enumerate(rows) if r.kind == "prediction" and r.regime_reached]
+    family = [i for i, r in enumerate(rows) if r.kind == PREDICTION and r.regime_reached]
     p = [effect(rows[i].per_seed, 1.0 - alpha).p_value for i in family]
     levels = dict(zip(family, stats.holm_levels(p, alpha), strict=True)) if family else {}
     adjusted = dict(zip(family, stats.holm_adjust(p), strict=True)) if family else {}
@@ -172,8 +208,10 @@ def decide_table(
                 ),
                 effect=eff.mean,
                 ci=eff.ci,
-                n_seeds=eff.n,
-                per_seed=tuple(float(x) for x in row.per_seed),
+                n_seeds=eff.n if sampling.per_seed else 1,
+                per_seed=tuple(float(x) for x in row.per_seed)
+                if sampling.per_seed
+                else (eff.mean,),
                 min_detectable=eff.half_width,
                 control=row.control,
                 predicted=row.predicted,
@@ -203,7 +241,7 @@ def summary(verdicts: Sequence[VerdictRecord]) -> dict[str, int]:
     """Outcome counts over prediction rows only (instrument checks never count for a paper)."""
     counts = dict.fromkeys(stats.OUTCOMES, 0)
     for v in verdicts:
-        if v.kind == "prediction":
+        if v.kind == PREDICTION:
             counts[v.outcome] += 1
     return counts
 
@@ -256,22 +294,6 @@ def read_verdicts(path: str | Path) -> Verdicts:
     except ValueError as exc:
         raise VerdictsError(f"{path}: not JSON ({exc})") from None
     return Verdicts.from_json(obj)
-
-
-def _verdict_from(v: dict[str, Any]) -> VerdictRecord:
-    optional = {k: v.get(k) if k == "predicted" else _opt_num(v.get(k)) for k in VERDICT_OPTIONAL}
-    return VerdictRecord(
-        paper=v["paper"],
-        claim=v["claim"],
-        kind=v["kind"],
-        outcome=v["outcome"],
-        effect=float(v["effect"]),
-        ci=_pair(v["ci"]),
-        n_seeds=v["n_seeds"],
-        per_seed=tuple(float(x) for x in v["per_seed"]),
-        min_detectable=_num(v["min_detectable"]),
-        **optional,
-    )
 
 
 def _pair(ci: list[float | None]) -> tuple[float, float]:

@@ -13,7 +13,8 @@ from typing import Any
 from maelab import stats
 
 SCHEMA = 1
-KINDS: tuple[str, ...] = ("prediction", "instrument")
+PREDICTION, INSTRUMENT = "prediction", "instrument"  # a paper's claim / a check of the tools
+KINDS: tuple[str, ...] = (PREDICTION, INSTRUMENT)
 
 
 class VerdictsError(ValueError):

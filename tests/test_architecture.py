@@ -169,7 +169,8 @@ def imports_of(package: Path) -> list[Import]:
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(names.split())
     for names in (
-        "errors config run_folder stats verdicts_schema verdicts metrics plotting collectives",
+        "errors config run_folder run_records metric_names stats verdicts_schema verdicts metrics "
+        "plotting collectives",
         "data",
         "recipes",
         "masking",
@@ -214,6 +215,63 @@ def upward_imports(
         if high > low:
             upward.append(imp)
     return upward, unknown
+
+
+def imports_between(package: Path, importer: str, target: str) -> list[Import]:
+    """Imports from modules under the dotted prefix `importer` of modules under `target`."""
+
+    def under(module: str, prefix: str) -> bool:
+        return module == prefix or module.startswith(prefix + ".")
+
+    return [
+        i
+        for i in imports_of(package)
+        if i.internal and under(i.importer, importer) and under(i.target, target)
+    ]
+
+
+class _Constructions(ast.NodeVisitor):
+    """Calls that build a `record`: `record(...)` by name, or `cls(...)` in its own methods."""
+
+    def __init__(self, module: str, record: str) -> None:
+        self.module, self.record = module, record
+        self.scope: list[str] = []
+        self.found: list[tuple[str, str]] = []
+
+    def _scoped(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.scope.append(node.name)
+        self.generic_visit(node)
+        self.scope.pop()
+
+    visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = _scoped
+
+    def visit_Call(self, node: ast.Call) -> None:
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+        own = name == "cls" and self.scope[:1] == [self.record]
+        if name == self.record or own:
+            self.found.append((self.module, ".".join(self.scope) or "<module>"))
+        self.generic_visit(node)
+
+
+def record_constructions(package: Path, record: str) -> list[tuple[str, str]]:
+    """(module, function) of every place in `package` that builds a `record`."""
+    found: list[tuple[str, str]] = []
+    for module, path in modules_of(package).items():
+        visitor = _Constructions(module, record)
+        visitor.visit(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        found += visitor.found
+    return sorted(set(found))
+
+
+def classes_named(package: Path, name: str) -> list[str]:
+    """Dotted paths of the classes called `name` in `package`."""
+    out = []
+    for module, path in modules_of(package).items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        out += [f"{module}.{n.name}" for n in ast.walk(tree)
+                if isinstance(n, ast.ClassDef) and n.name == name]  # fmt: skip
+    return sorted(out)
 
 
 def import_cycles(package: Path) -> list[list[Import]]:
@@ -396,6 +454,47 @@ def test_checker_finds_an_upward_import(tmp_path: Path) -> None:
         ("pkg.low.a", "pkg.high", True)
     ]
     assert unknown == ["pkg.stray"]
+
+
+def test_only_the_decider_makes_a_verdict() -> None:
+    """Every verdict in maelab is a VerdictRecord made by `maelab.verdicts.decide_table`; the
+    only other construction reads a stored row back (`VerdictRecord.from_json`)."""
+    assert record_constructions(PACKAGE, "VerdictRecord") == [
+        ("maelab.verdicts", "VerdictRecord.from_json"),
+        ("maelab.verdicts", "decide_table"),
+    ]
+    assert classes_named(PACKAGE, "Verdict") == []  # the report's own verdict type is gone
+    assert "maelab.report.claims" not in modules_of(PACKAGE)
+
+
+def test_the_report_shows_verdicts_without_the_probes() -> None:
+    found = imports_between(PACKAGE, "maelab.report", "maelab.probes")
+    assert not found, "the report imports the probes:\n" + "\n".join(
+        f"{i.path.relative_to(ROOT)}:{i.line}: {i.importer} -> {i.target}" for i in found
+    )
+
+
+def test_checker_finds_record_constructions_and_imports_between(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {
+        "__init__.py": "",
+        "rec.py": (
+            "class Rec:\n    @classmethod\n    def load(cls, x):\n        return cls(x)\n\n\n"
+            "def decide(x):\n    return Rec(x)\n"
+        ),
+        "report/__init__.py": "",
+        "report/page.py": "from fakepkg import rec\nfrom fakepkg.probes import p\n\n\n"
+                          "class Other:\n    def make(cls):\n        return cls()\n\n\n"
+                          "def show(x):\n    return rec.Rec(x)\n",
+        "probes/__init__.py": "",
+        "probes/p.py": "class Verdict: ...\n",
+    })  # fmt: skip
+    assert record_constructions(pkg, "Rec") == [
+        ("fakepkg.rec", "Rec.load"), ("fakepkg.rec", "decide"), ("fakepkg.report.page", "show"),
+    ]  # fmt: skip
+    found = imports_between(pkg, "fakepkg.report", "fakepkg.probes")
+    assert [(i.importer, i.target) for i in found] == [("fakepkg.report.page", "fakepkg.probes.p")]
+    assert imports_between(pkg, "fakepkg.probes", "fakepkg.report") == []
+    assert classes_named(pkg, "Verdict") == ["fakepkg.probes.p.Verdict"]
 
 
 def test_no_maelab_import_inside_a_function() -> None:

@@ -48,10 +48,12 @@ def test_same_values_same_interval_and_decide_table_uses_it():
     assert (a.lo, a.hi, a.p_value) == (b.lo, b.hi, b.p_value)
     rows = [vd.Row("Cao", "Q1: x", "increase", 0.1, d), vd.Row("Cao", "Q2: y", "none", 0.5,
             list(np.random.default_rng(1).normal(0.0, 0.1, 40)))]  # fmt: skip
-    boot = vd.decide_table(rows, effect=stats.bootstrap_effect)
+    boot = vd.decide_table(rows, sampling=vd.OVER_IMAGES)
     t = vd.decide_table(rows)
     assert [v.outcome for v in boot] == ["agrees", "agrees"]
     assert boot[0].ci != t[0].ci and boot[0].effect == t[0].effect
+    # one checkpoint: the file keeps the mean, the per-image values stay in the question's file
+    assert boot[0].n_seeds == 1 and boot[0].per_seed == (boot[0].effect,) and t[0].n_seeds == 40
     # Holm: the interval at the row's level excludes 0 exactly when p_holm < 0.05
     for v in boot:
         assert (v.ci[0] > 0 or v.ci[1] < 0) == (v.p_holm < 0.05)

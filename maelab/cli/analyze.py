@@ -123,7 +123,8 @@ def _add_decoder(what: argparse._SubParsersAction) -> None:
         help="Cao Q4 verdicts from a decoder-depth sweep (maelab sweep -c cao_q4)",
         description="Pairs the runs of a sweep over model.decoder_depth seed by seed (depth 0, "
         "1 and the deepest) and decides Q4's rows on the encoder's linear probe; writes "
-        "verdicts.json into the sweep folder (or --out).",
+        "verdicts.json (or --out) and the decoder-ablation figure into SWEEP/probes, where "
+        "maelab report shows them.",
     )
     d.add_argument("--sweep", required=True, help="the sweep folder, e.g. runs/cao_q4")
     d.add_argument("--out", default=None, help="verdicts file or folder (default: the sweep's)")
@@ -131,9 +132,9 @@ def _add_decoder(what: argparse._SubParsersAction) -> None:
 
 
 def _run_analyze_decoder(args: argparse.Namespace) -> int:
-    from maelab.experiments.cao_rows import decide_q4, format_q4
+    from maelab.experiments.decoder_analysis import analyze_decoder, format_q4
 
-    table, path = decide_q4(args.sweep, args.out)
-    print(format_q4(table))
+    depths, decision, path = analyze_decoder(args.sweep, args.out)
+    print(format_q4(depths, decision))
     print(f"verdicts: {path}")
     return 0

@@ -13,12 +13,12 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the theory study on the study world: verdicts.json and an HTML report",
-        description="Mask units patch / cell / region / straddled region at ratio 0.75, 5 "
-        "seeds, and U-MAE, 3 seeds (--full: the mask-ratio sweep, longer runs, and the "
-        "real-image rows on digits, demo_real.yaml); each run probed "
-        "beside the same seed's random encoder and raw pixels; rows decided by paired "
-        "intervals over seeds into OUT/verdicts.json and OUT/report.html. Resumable. Budget: "
-        "edit maelab/configs/demo.yaml or pass key=value.",
+        description="The study declared in maelab/experiments/studies/world.py: mask units "
+        "patch / cell / region / straddled region at ratio 0.75, 5 seeds, and U-MAE, 3 seeds "
+        "(--full: the mask-ratio sweep, longer runs, and the real-image rows on digits, "
+        "studies/real_images.py); each run probed beside the same seed's random encoder and "
+        "raw pixels; rows decided by paired intervals over seeds into OUT/verdicts.json and "
+        "OUT/report.html. Resumable. Budgets: edit maelab/configs/demo.yaml or pass key=value.",
     )
     p.add_argument(
         "-c", "--config", default=None, help="demo YAML (default: the shipped demo.yaml)"
@@ -41,16 +41,16 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from maelab.experiments.decide import format_decision
     from maelab.experiments.demo import run_demo
-    from maelab.experiments.study_rows import format_table
     from maelab.verdicts import VERDICTS_FILE, summary
 
     cfg = config_path(args.config) if args.config else None
     res = run_demo(
         cfg, args.overrides, quick=args.quick, out=args.out, quiet=args.quiet, full=args.full
     )
-    print(format_table(res.table))
-    counts = summary(res.table.verdicts)
+    print(format_decision(res.decision))
+    counts = summary(res.decision.verdicts)
     print(
         f"demo finished in {res.seconds / 60:.1f} min: "
         + ", ".join(f"{n} {k}" for k, n in counts.items())

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from maelab import metric_names as m
 from maelab.config import Config
 from maelab.data.base import Splits
 from maelab.engine.metrics_log import read_metrics
@@ -24,7 +25,9 @@ from maelab.evaluation.frozen import score_features
 from maelab.evaluation.probe_config import ProbeConfig
 from maelab.metrics import collapse_stats, normalised_alignment
 from maelab.models.mae import MaskedAutoencoder
-from maelab.run_folder import RunFolder, write_json_atomic
+from maelab.run_folder import RunFolder
+from maelab.run_records import DATA, Baselines, RunResults, write_run_results
+from maelab.run_records import write_baselines as write_run_baselines
 
 
 class EvalConfig(ProbeConfig):
@@ -47,7 +50,7 @@ def probe_metrics(
     """Linear-probe and k-NN top-1 (percent) of frozen features."""
     scores = score_features(train.head(cfg.max_train), test, num_classes, cfg, "")
     lp, knn = scores.linear, scores.knn
-    return {"linear_top1": lp.top1, "linear_train_top1": lp.train_top1, "knn_top1": knn.top1}
+    return {m.LINEAR_TOP1: lp.top1, m.LINEAR_TRAIN_TOP1: lp.train_top1, m.KNN_TOP1: knn.top1}
 
 
 def evaluate_model(
@@ -65,14 +68,14 @@ def evaluate_model(
         model, splits.test, cfg.mask, eval_cfg.view_images, pool, seed=cfg.train.seed
     )
     stats = collapse_stats(full, v1, v2)
-    metrics.update(
-        effective_rank=stats.effective_rank,
-        rankme=stats.rankme,
-        alignment=stats.alignment,
-        alignment_norm=normalised_alignment(v1, v2),
-        uniformity=stats.uniformity,
-        dim=float(stats.dim),
-    )
+    metrics.update({
+        m.EFFECTIVE_RANK: stats.effective_rank,
+        m.RANKME: stats.rankme,
+        m.ALIGNMENT: stats.alignment,
+        m.ALIGNMENT_NORM: normalised_alignment(v1, v2),
+        m.UNIFORMITY: stats.uniformity,
+        m.DIM: float(stats.dim),
+    })  # fmt: skip
     return metrics, stats.spectrum
 
 
@@ -84,12 +87,8 @@ def evaluate_pixels(
     train, test = pixel_features(splits.train, size), pixel_features(splits.test, size)
     metrics = probe_metrics(train, test, splits.train.num_classes, eval_cfg)
     stats = collapse_stats(test.x[: eval_cfg.view_images])
-    metrics.update(
-        effective_rank=stats.effective_rank,
-        rankme=stats.rankme,
-        uniformity=stats.uniformity,
-        dim=float(stats.dim),
-    )
+    metrics.update({m.EFFECTIVE_RANK: stats.effective_rank, m.RANKME: stats.rankme,
+                    m.UNIFORMITY: stats.uniformity, m.DIM: float(stats.dim)})  # fmt: skip
     return metrics, stats.spectrum
 
 
@@ -100,7 +99,7 @@ def training_metrics(folder: RunFolder) -> dict[str, float]:
         return {}
     last = epochs[-1]
     return {
-        "final_loss": float(last["loss"]),
+        m.FINAL_LOSS: float(last["loss"]),
         "train_seconds": float(last.get("seconds", math.nan)),
         "steps": float(last["step"]),
     }
@@ -113,17 +112,13 @@ def write_results(
     curve: list[dict[str, Any]],
     eval_cfg: EvalConfig,
     started: float,
-) -> dict[str, Any]:
-    """`RUN/results.json`: the metrics, the spectrum, the learning curve and the settings."""
-    results = {
-        "run": folder.root.name,
-        "metrics": metrics,
-        "spectrum": spectrum,
-        "curve": curve,
-        "eval": eval_cfg.model_dump(mode="json"),
-        "eval_seconds": time.time() - started,
-    }
-    write_json_atomic(folder.results, results)
+) -> RunResults:
+    """`RUN/results.json` (`maelab.run_records`): the metrics, the spectrum, the learning curve
+    and the settings."""
+    results = RunResults(metrics, spectrum, curve)
+    settings = eval_cfg.model_dump(mode="json")
+    write_run_results(folder.root, results, run=folder.root.name, eval=settings,
+                      eval_seconds=time.time() - started)  # fmt: skip
     return results
 
 
@@ -135,11 +130,7 @@ def write_baselines(
 ) -> dict[str, dict[str, Any]]:
     """`out_dir/results.json` of the baselines (name -> metrics and spectrum); returns the
     metrics by name, each with the data set's name."""
-    out = {name: {**metrics, "data": data_name} for name, (metrics, _) in scored.items()}
-    record = {
-        "baselines": out,
-        "spectra": {name: spectrum for name, (_, spectrum) in scored.items()},
-        "eval": eval_cfg.model_dump(mode="json"),
-    }
-    write_json_atomic(RunFolder(out_dir).results, record)
+    out = {name: {**metrics, DATA: data_name} for name, (metrics, _) in scored.items()}
+    spectra = {name: spectrum for name, (_, spectrum) in scored.items()}
+    write_run_baselines(out_dir, Baselines(out, spectra), eval=eval_cfg.model_dump(mode="json"))
     return out

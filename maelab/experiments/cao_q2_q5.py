@@ -23,7 +23,7 @@ from maelab.models.checkpoints import load_pretrained
 from maelab.probes.information_knockout import q5_experiment
 from maelab.probes.low_rank import measured_knee, q2_experiment
 from maelab.probes.questions import QuestionResult, question_row
-from maelab.verdicts import decide_table
+from maelab.verdicts import OVER_IMAGES, decide_table
 
 
 def measure(question: str, run: Path) -> tuple[QuestionResult, Any]:
@@ -33,7 +33,7 @@ def measure(question: str, run: Path) -> tuple[QuestionResult, Any]:
         res = q2_experiment(model, splits.test, rank=cfg.data.lowrank.rank, fit_images=splits.train)
     else:
         res = q5_experiment(model, splits.test, fit_images=splits.train)
-    return res, decide_table([question_row(res)])[0]
+    return res, decide_table([question_row(res)], sampling=OVER_IMAGES)[0]
 
 
 def main() -> None:

@@ -236,12 +236,18 @@ def load_sweep(
     grid_args: list[str] | None = None,
     seeds: str | None = None,
     out: str | None = None,
+    base: dict[str, Any] | None = None,
+    grids: list[dict[str, Any]] | None = None,
 ) -> SweepPlan:
     """A sweep from YAML files (base config + optional `sweep:` section), `key=value` overrides
-    (`sweep.workers=2` reaches the sweep section), `--grid` axes and `--seeds`."""
-    merged = load_config(files, overrides, SweepFile)
+    (`sweep.workers=2` reaches the sweep section), `--grid` axes and `--seeds`; `base`: a tree
+    read already, under the files; `grids`: grids given in code (a study's conditions), added to
+    the YAML's."""
+    merged = load_config(files, overrides, SweepFile, base=base)
     tree: dict[str, Any] = dict(merged.model_extra or {})  # the base config
     section = dict(merged.sweep)
+    if grids:
+        section["grids"] = [*section.get("grids", []), *grids]
     if grid_args:
         grid = dict(section.get("grid") or {})
         for arg in grid_args:

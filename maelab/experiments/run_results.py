@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from maelab import metric_names as m
 from maelab.config import Config
 from maelab.data.base import ImageSet, Splits
 from maelab.engine.build import build_model_for
@@ -25,7 +26,6 @@ from maelab.evaluation.results import (
 )
 from maelab.evaluation.splits import cached_splits
 from maelab.experiments.study_readout import (
-    HELD_RANK,
     curve_row,
     learning_curve,
     principal_k,
@@ -36,6 +36,7 @@ from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.identifiability import identifiability, pixel_identifiability
 from maelab.recipes import apply_recipe
 from maelab.run_folder import RunFolder
+from maelab.run_records import PIXELS, RANDOM_INIT, RunResults
 
 
 def identifiability_metrics(
@@ -56,7 +57,7 @@ def identifiability_metrics(
     out = {}
     for level, value in res.summary().items():
         if not (level.endswith("_kernel") and math.isnan(value)):
-            out[f"r2.{level}"] = value
+            out[m.identifiability(level)] = value
     return out
 
 
@@ -72,7 +73,7 @@ def model_metrics(
     return metrics, spectrum
 
 
-def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> RunResults:
     """Evaluate `RUN/checkpoints/last.pt` and write `RUN/results.json`; returns its content."""
     eval_cfg = eval_cfg or EvalConfig()
     folder = RunFolder(run_dir)
@@ -87,15 +88,15 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> dic
         )
         # the untrained network this run started from, scored by the same evaluations
         rand, _ = evaluate_model(random_encoder(model.arch, cfg.train.seed), cfg, splits, eval_cfg)
-        metrics.update({f"random.{k}": v for k, v in rand.items()})
+        metrics.update({m.of_random(k): v for k, v in rand.items()})
         per_epoch = max(1, len(splits.train) // cfg.train.batch_size)
-        read = f"{HELD_RANK}.encoder" in metrics  # the study readouts ran (data with latents)
+        read = m.held_rank(m.ENCODER) in metrics  # the study readouts ran (data with latents)
         curve = learning_curve(
             folder.root, splits, per_epoch, eval_cfg.study_images, cfg.train.seed,
             principal_k(cfg), curve_row(metrics) if read else None,
         )  # fmt: skip
         if read and curve:  # step 0: the untrained network the run started from
-            curve.insert(0, {"step": 0, **curve_row(metrics, "random")})
+            curve.insert(0, {"step": 0, **curve_row(metrics, m.RANDOM)})
     metrics.update(training_metrics(folder))
     return write_results(folder, metrics, spectrum, curve, eval_cfg, t0)
 
@@ -113,5 +114,5 @@ def evaluate_baselines(
     pix, pix_spectrum = evaluate_pixels(cfg, splits, eval_cfg)
     if eval_cfg.identifiability:
         pix.update(identifiability_metrics(None, splits, model.patch_size, eval_cfg))
-    scored = {"random_init": rand, "pixels": (pix, pix_spectrum)}
+    scored = {RANDOM_INIT: rand, PIXELS: (pix, pix_spectrum)}
     return write_baselines(out_dir, scored, cfg.data.name, eval_cfg)

@@ -3,11 +3,10 @@ trained encoder, the same seed's random encoder and raw pixels, on the full imag
 run's training mask; the latents that mask shares (the derived prediction); and the regime
 metric over the run's numbered checkpoints (its learning curve).
 
-Keys of the flat metrics dict: ``sel.<view>.<source>.<readout>`` with view ``full`` / ``masked``,
-source ``encoder`` / ``random`` / ``pixels`` and readout ``z_g`` / ``e_r`` / ``e_c`` /
-``control`` (linear ridge; ``selk.`` the same with Nystroem-RBF ridge when asked; ``selp.`` the
-full view projected on its top principal directions, `principal_k`), and
-``shared.<level>``: the share of nodes of a level that the mask leaves shared.
+The keys of the flat metrics dict are built by `maelab.metric_names`: selectivity
+``sel.<view>.<source>.<readout>`` (linear ridge; ``selk.`` Nystroem-RBF ridge when asked;
+``selp.`` the full view projected on its top principal directions, `principal_k`) and
+``shared.<level>``, the share of nodes of a level that the mask leaves shared.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from maelab import metric_names as m
 from maelab.config import Config, MaskConfig
 from maelab.data.base import ImageSet, Splits
 from maelab.data.synthetic import grid_sizes, latent_dims, synthetic_layout
@@ -33,8 +33,7 @@ from maelab.probes.selectivity import Readout, principal_views, selectivity
 from maelab.run_folder import RunFolder
 from maelab.theory.shared_latents import shared_latents
 
-CURVE_READOUTS = ("z_g", "s_g", "e_r")  # the regime readouts followed over training
-HELD_RANK = "curve.effective_rank"  # effective rank of the held-out images' pooled features
+CURVE_READOUTS = (m.Z_G, m.S_G, m.E_R)  # the regime readouts followed over training
 MASK_STREAM = 7  # generator offset of the readout masks, apart from training's streams
 
 
@@ -56,12 +55,12 @@ def shared_fractions(cfg: Config, patch_size: int, mask: Mask) -> dict[str, floa
     return shared.fractions()
 
 
-def _record(out: dict[str, float], prefix: str, res: Readout, kernel: bool) -> None:
+def _record(out: dict[str, float], view: str, source: str, res: Readout, kernel: bool) -> None:
     for name, value in res.linear.items():
-        out[f"sel.{prefix}.{name}"] = value
+        out[m.selectivity(name, source, view)] = value
     if kernel:
         for name, value in res.kernel.items():
-            out[f"selk.{prefix}.{name}"] = value
+            out[m.selectivity(name, source, view, m.KERNEL_PROBE)] = value
 
 
 def study_metrics(
@@ -79,38 +78,38 @@ def study_metrics(
     fit, held = take(train, images), take(test, images)
     mf, mh = readout_masks(cfg.mask, model, len(fit), len(held), seed)
     out: dict[str, float] = {
-        f"shared.{k}": v for k, v in shared_fractions(cfg, model.patch_size, mf).items()
+        m.shared(k): v for k, v in shared_fractions(cfg, model.patch_size, mf).items()
     }
-    views: dict[str, tuple[Features, Features]] = {}
-    for source, net in (("encoder", model), ("random", random_encoder(model.arch, seed))):
-        views[f"full.{source}"] = (token_features(net, fit), token_features(net, held))
-        views[f"masked.{source}"] = (token_features(net, fit, mf), token_features(net, held, mh))
+    views: dict[tuple[str, str], tuple[Features, Features]] = {}  # (view, source) ->
+    for source, net in ((m.ENCODER, model), (m.RANDOM, random_encoder(model.arch, seed))):
+        views[(m.FULL, source)] = (token_features(net, fit), token_features(net, held))
+        views[(m.MASKED, source)] = (token_features(net, fit, mf), token_features(net, held, mh))
     p = model.patch_size
-    views["full.pixels"] = (pixel_token_features(fit, p), pixel_token_features(held, p))
-    views["masked.pixels"] = (
+    views[(m.FULL, m.PIXELS)] = (pixel_token_features(fit, p), pixel_token_features(held, p))
+    views[(m.MASKED, m.PIXELS)] = (
         pixel_token_features(fit, p, mf.visible),
         pixel_token_features(held, p, mh.visible),
     )
-    for prefix, (vfit, vheld) in views.items():
-        _record(out, prefix, selectivity(vfit, fit, vheld, held, kernel, seed), kernel)
+    for (view, source), (vfit, vheld) in views.items():
+        _record(out, view, source, selectivity(vfit, fit, vheld, held, kernel, seed), kernel)
     k = principal_k(cfg)
-    for source in ("encoder", "random", "pixels"):
-        pf, ph = principal_views(*views[f"full.{source}"], k)
+    for source in (m.ENCODER, m.RANDOM, m.PIXELS):
+        pf, ph = principal_views(*views[(m.FULL, source)], k)
         for name, value in selectivity(pf, fit, ph, held, seed=seed).linear.items():
-            out[f"selp.full.{source}.{name}"] = value
-    for source in ("encoder", "random"):
-        out[f"{HELD_RANK}.{source}"] = effective_rank(views[f"full.{source}"][1].x)
+            out[m.selectivity(name, source, probe=m.PRINCIPAL_PROBE)] = value
+    for source in (m.ENCODER, m.RANDOM):
+        out[m.held_rank(source)] = effective_rank(views[(m.FULL, source)][1].x)
     return out
 
 
-def curve_row(metrics: dict[str, float], source: str = "encoder") -> dict[str, float]:
+def curve_row(metrics: dict[str, float], source: str = m.ENCODER) -> dict[str, float]:
     """A learning-curve row taken from `study_metrics` instead of encoding the same images
     again: `encoder` is the final checkpoint, `random` the same seed's untrained network (step 0
     of the run: its initial weights)."""
-    row = {r: metrics[f"sel.full.{source}.{r}"] for r in CURVE_READOUTS}
+    row = {r: metrics[m.selectivity(r, source)] for r in CURVE_READOUTS}
     row = {r: v for r, v in row.items() if not math.isnan(v)}
-    row["effective_rank"] = metrics[f"{HELD_RANK}.{source}"]
-    row["s_g_topk"] = metrics[f"selp.full.{source}.s_g"]
+    row[m.EFFECTIVE_RANK] = metrics[m.held_rank(source)]
+    row[m.S_G_TOPK] = metrics[m.selectivity(m.S_G, source, probe=m.PRINCIPAL_PROBE)]
     return row
 
 
@@ -160,11 +159,11 @@ def learning_curve(
         res = selectivity(vf, fit, vh, held, seed=seed, readouts=CURVE_READOUTS)
         row: dict[str, Any] = {"step": step}
         row.update({r: res.linear[r] for r in CURVE_READOUTS if not math.isnan(res.linear[r])})
-        row["effective_rank"] = effective_rank(vh.x)  # Zhang et al.: collapse over training
+        row[m.EFFECTIVE_RANK] = effective_rank(vh.x)  # Zhang et al.: collapse over training
         if k is not None:
             pf, ph = principal_views(vf, vh, k)
-            row["s_g_topk"] = selectivity(pf, fit, ph, held, seed=seed, readouts=("s_g",)).linear[
-                "s_g"
+            row[m.S_G_TOPK] = selectivity(pf, fit, ph, held, seed=seed, readouts=(m.S_G,)).linear[
+                m.S_G
             ]
         curve.append(row)
     return curve

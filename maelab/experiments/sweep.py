@@ -59,7 +59,7 @@ def execute_point(
         "steps": res.steps,
         "final_loss": res.final_loss,
         "seconds": time.time() - t0,
-        "metrics": results["metrics"],
+        "metrics": results.metrics,
     }
     write_json_atomic(folder.done, done)
     return done

@@ -14,7 +14,8 @@ Use the registry to run any probe by name::
     result = run_theory_probe("stability", model, splits.test, figure_path="figures/q3.png")
 
 ``maelab.probes.runner.probe_checkpoint`` runs them on a checkpoint and writes one JSON + PNG
-each; ``maelab.probes.results.read_probe_results`` reads such a folder back.
+each (``maelab.run_records.write_probe_record``); ``maelab.run_records.read_probe_records``
+reads such a folder back.
 
 Cao's five questions as experiments (manipulation vs control, docs/theory.md) are the second
 registry, ``QUESTIONS``: question -> :class:`Question` with its experiment function

@@ -31,7 +31,7 @@ class QuestionResult:
     predicted: str  # "increase" | "decrease" | "differs" | "none" (docs/theory.md, Cao)
     margin: float  # the margin fixed in docs/theory.md before the final runs
     unit: str = "image"  # what `paired` ranges over: "image" | "seed" | "position" | ...
-    kind: str = "prediction"  # "instrument" where the outcome holds by construction
+    kind: str = vd.PREDICTION  # vd.INSTRUMENT where the outcome holds by construction
     details: dict[str, float] = field(default_factory=dict)  # further numbers for the report
 
     def __post_init__(self) -> None:

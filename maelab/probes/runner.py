@@ -9,8 +9,8 @@ encoder only, or `mae_visualize_vit_*` with the decoder). Any images: the checkp
 `data.*` overrides (the synthetic world, `digits`, an ImageFolder). The images follow the model
 (`inputs.fit_to_model`): its image size and channels, ImageNet statistics for official weights.
 A probe or question that needs what the checkpoint or data lack (a decoder, ground-truth latents,
-trained runs) is skipped with one line. Probes over a set of runs (the decoder ablation) are read
-by the report and `maelab.experiments.cao_rows` from sweep rows instead.
+trained runs) is skipped with one line. Probes over a set of runs (the decoder ablation) are
+drawn by `maelab analyze decoder` (`maelab.experiments.decoder_analysis`) from a sweep instead.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from maelab import stats
 from maelab import verdicts as vd
 from maelab.config import DataConfig, MaskConfig, override_data
 from maelab.data.base import ImageSet
@@ -37,8 +36,9 @@ from maelab.models.mae import MaskedAutoencoder
 from maelab.probes import PROBES, QUESTIONS, get_probe, run_theory_probe
 from maelab.probes.inputs import fit_to_model, spread_sample
 from maelab.probes.questions import QuestionResult, question_row
-from maelab.probes.results import question_file, to_jsonable
-from maelab.run_folder import VERDICTS_FILE, write_json_atomic
+from maelab.probes.results import to_jsonable
+from maelab.run_folder import VERDICTS_FILE, read_json
+from maelab.run_records import write_probe_record, write_question_record
 
 # Images per probe: enough for stable means, small enough for a CPU demo.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
@@ -204,13 +204,11 @@ def question_verdicts(results: Sequence[QuestionResult], config_hash: str) -> vd
     Holm over the prediction rows; the file states n_seeds = 1 (the per-unit values are in the
     questions' own JSON)."""
     rows = [question_row(r, regime_reached(r)) for r in results]
-    decided = vd.decide_table(rows, effect=stats.bootstrap_effect)
-    one_seed = tuple(replace(r, n_seeds=1, per_seed=(r.effect,)) for r in decided)
     return vd.Verdicts(
         commit=vd.git_commit(Path(__file__).resolve().parent),
         config_hash=config_hash,
-        ci_method=stats.BOOTSTRAP_CI_METHOD,
-        verdicts=one_seed,
+        ci_method=vd.OVER_IMAGES.ci_method,
+        verdicts=tuple(vd.decide_table(rows, sampling=vd.OVER_IMAGES)),
     )
 
 
@@ -240,12 +238,7 @@ def probe_checkpoint(
             assert fn is not None  # plan() skipped the unregistered ones
             result = run_question(fn, target, max_images)
             run.questions[name] = result
-            record = {
-                "question": name,
-                "checkpoint": str(Path(ckpt)),
-                "result": to_jsonable(result),
-            }
-            write_json_atomic(question_file(out_dir, name), {**record, "seconds": time.time() - t0})
+            write_question_record(out_dir, name, Path(ckpt), to_jsonable(result), time.time() - t0)
             continue
         opts = dict(DEFAULT_OPTIONS.get(name, {}))
         if max_images is not None and "max_images" in opts:
@@ -258,17 +251,10 @@ def probe_checkpoint(
         result = run_theory_probe(
             name, target.model, target.images, figure_path=out_dir / f"{name}.png", **opts
         )
-        record = {
-            "probe": name,
-            "question": get_probe(name).question,
-            "checkpoint": str(Path(ckpt)),
-            "seconds": time.time() - t0,
-            "result": to_jsonable(result),
-        }
-        if name == "identifiability":
-            record["summary"] = to_jsonable(result.summary())
-        write_json_atomic(out_dir / f"{name}.json", record)
-        run.records[name] = record
+        extra = {"summary": to_jsonable(result.summary())} if name == "identifiability" else {}
+        path = write_probe_record(out_dir, name, get_probe(name).question, Path(ckpt),
+                                  to_jsonable(result), time.time() - t0, **extra)  # fmt: skip
+        run.records[name] = read_json(path)
     if run.questions:
         digest = vd.config_hash({"checkpoint": str(Path(ckpt)), "data": target.data.model_dump(mode="json"),
                                  "max_images": max_images})  # fmt: skip

@@ -34,11 +34,12 @@ from threadpoolctl import threadpool_limits
 
 from maelab.data.base import ImageSet
 from maelab.evaluation.features import PIXELS, Features
+from maelab.metric_names import SELECTIVITY_READOUTS
 from maelab.probes.identifiability import as_numpy, kernel_maps, kernel_ridge, standardise
 from maelab.probes.inputs import unit_patches
 from maelab.probes.ridge import r2, ridge_loo
 
-READOUTS = ("z_g", "s_g", "e_r", "e_c", "control")
+READOUTS = SELECTIVITY_READOUTS
 MIN_ROWS = 8  # a region / cell visible in fewer fit or held-out images is not scored
 
 

@@ -1,4 +1,5 @@
-"""The HTML report of a run or a sweep: collected numbers, figures and computed verdicts."""
+"""The HTML report of a run or a sweep: collected numbers, figures, and the verdicts that
+`verdicts.json` files hold (the report decides none)."""
 
 from maelab.report.build import Report, build_report
 from maelab.report.sections import SECTION_IDS

@@ -31,6 +31,7 @@ from maelab.run_folder import (
     RunFolder,
     read_json,
 )
+from maelab.run_records import read_baselines, read_run_results
 
 
 @dataclass
@@ -128,16 +129,14 @@ def read_run(
 ) -> RunRecord:
     """One run folder (raises InvalidRunConfig when its config does not validate)."""
     cfg = read_config(run_dir)
-    res = read_json(RunFolder(run_dir).results)
+    res = read_run_results(run_dir)
     return RunRecord(
         name=run_dir.name,
         path=run_dir,
         values=dict(values or {}),
         seed=int(seed if seed is not None else (cfg.train.seed if cfg else 0)),
-        metrics={
-            k: float(v) for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))
-        },
-        spectrum=[float(v) for v in res.get("spectrum", [])],
+        metrics=res.metrics,
+        spectrum=res.spectrum,
         config=cfg,
     )
 
@@ -178,15 +177,8 @@ def collect(folder: str | Path) -> Collected:
         keys = differing_keys([r.config.model_dump(mode="json") for r in runs if r.config])
         for r in runs:
             r.values = {k: r.setting(k) for k in keys}
-    base = read_json(RunFolder(layout.baselines).results)
-    return Collected(
-        root,
-        "sweep",
-        keys,
-        runs,
-        baselines=base.get("baselines", {}),
-        baseline_spectra=base.get("spectra", {}),
-    )
+    base = read_baselines(root)
+    return Collected(root, "sweep", keys, runs, base.metrics, base.spectra)
 
 
 def differing_keys(configs: Iterable[dict[str, Any]]) -> list[str]:

@@ -12,14 +12,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from maelab.config import MASK_RATIO_KEY, MASK_UNIT_KEY, OBJECTIVE_KEY
 from maelab.report.collect import Group
 
-RATIO, UNIT, OBJECTIVE, DEC_DEPTH = (
-    "mask.ratio",
-    "mask.unit",
-    "objective.name",
-    "model.decoder_depth",
-)
+RATIO, UNIT, OBJECTIVE = MASK_RATIO_KEY, MASK_UNIT_KEY, OBJECTIVE_KEY
 
 Series = dict[float, tuple[float, float]]  # x -> (mean, std)
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from maelab.metric_names import CELL_NOISE, GLOBAL, REGION_NOISE
+
 
 @dataclass(frozen=True)
 class SharedLatents:
@@ -32,11 +34,11 @@ class SharedLatents:
         """Averages over images (and positions): the share of nodes of each level that are
         shared, e.g. ``{"global": 1.0, "region_noise": 0.0, "cell_noise": 0.0}``."""
         out = {
-            "global": self.global_shared.float().mean().item(),
-            "region_noise": self.region_shared.float().mean().item(),
+            GLOBAL: self.global_shared.float().mean().item(),
+            REGION_NOISE: self.region_shared.float().mean().item(),
         }
         if self.cell_shared is not None:
-            out["cell_noise"] = self.cell_shared.float().mean().item()
+            out[CELL_NOISE] = self.cell_shared.float().mean().item()
         return out
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from maelab import stats
 from maelab.errors import ConfigError
-from maelab.experiments.demo import REAL_DIR, demo_settings, plan_real, run_demo
-from maelab.experiments.study_rows import real_image_specs
+from maelab.experiments.demo import REAL_DIR, DemoSettings, plan_demo, plan_real, run_demo
+from maelab.experiments.studies.real_images import REAL_IMAGES
 from maelab.run_folder import RunFolder, read_json
 from maelab.verdicts import read_verdicts, validate
 
@@ -105,24 +105,29 @@ def test_real_rows_form_their_own_holm_family(full_dir):
         assert [v.level for v in family] == pytest.approx(list(levels))
 
 
-def test_real_part_needs_the_mae_condition(tmp_path):
-    bad = tmp_path / "real.yaml"
-    bad.write_text(
-        "data: {name: digits}\nsweep: {grids: [{mask.ratio: [0.5]}]}\n"
-        "demo: {conditions: {ratio=0.5: {mask.ratio: 0.5}}}\n"
-    )
-    settings = demo_settings([], [f"demo.real={bad}"])
-    with pytest.raises(ConfigError, match="needs 'ratio=0.75'"):
-        plan_real(settings, tmp_path)
-
-
 def test_real_part_unknown_config_is_one_line(tmp_path):
-    settings = demo_settings([], ["demo.real=no_such_config"])
     with pytest.raises(ConfigError, match="neither a YAML file nor a shipped config"):
-        plan_real(settings, tmp_path)
+        plan_real(DemoSettings(real="no_such_config"), tmp_path)
 
 
-def test_real_specs_without_three_ratios_have_no_peak_row():
-    claims = [s.claim for s in real_image_specs("digits", ["digits ratio=0.75"])]
-    assert not any("peaks" in c for c in claims)
-    assert len(real_image_specs("digits", ["a", "b", "c"])) == len(claims) + 1
+def test_full_plans_the_declared_conditions_of_both_parts(tmp_path):
+    """--full: the world's runs are its study's conditions (U-MAE on every seed) and the real
+    part's are the real-image study's, named after its data; nothing is trained here."""
+    plan = plan_demo(quick=True, full=True, out=str(tmp_path), overrides=[SEEDS])
+    world = {(p.values["mask.unit"], p.values["mask.ratio"], p.values["objective.name"])
+             for p in plan.world.plan.points}  # fmt: skip
+    assert (4, 0.75, "umae") in world and (4, 0.1, "mae") in world and (16, 0.75, "mae") in world
+    assert len(plan.world.plan.points) == 2 * 9  # 10 conditions, ratio=0.75 is the patch runs
+    assert plan.real is not None and plan.real.plan.dir == tmp_path / REAL_DIR
+    assert list(plan.real.study.conditions) == [f"digits {c}" for c in REAL_IMAGES.conditions]
+    assert len(plan.real.plan.points) == 2 * 4
+    quick = plan_demo(quick=True, out=str(tmp_path / "core"), overrides=["sweep.seeds=[0,1,2,3]"])
+    umae = [p for p in quick.world.plan.points if p.values["objective.name"] == "umae"]
+    assert [p.seed for p in umae] == [0, 1, 2] and quick.real is None  # demo.first_seeds
+
+
+def test_a_demo_yaml_holds_budgets_not_grids(tmp_path):
+    bad = tmp_path / "demo.yaml"
+    bad.write_text("sweep:\n  grids: [{mask.unit: [4]}]\n")
+    with pytest.raises(ConfigError, match="holds budgets"):
+        plan_demo(bad, out=str(tmp_path / "out"))

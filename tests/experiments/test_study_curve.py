@@ -59,7 +59,7 @@ def test_curve_starts_at_step_0_with_the_untrained_network(tmp_path) -> None:
     pretrain_tiny(run, "train.epochs=2", "train.save_every=1")
     eval_cfg = EvalConfig(study=True, study_images=32, view_images=32, max_train=64,
                           identifiability=False)  # fmt: skip
-    curve = evaluate_run(run, eval_cfg)["curve"]
+    curve = evaluate_run(run, eval_cfg).curve
     assert [r["step"] for r in curve] == [0, 4, 8]
     model, cfg = load_pretrained(run / "checkpoints" / "last.pt")
     splits = cached_splits(cfg.data)

@@ -8,8 +8,8 @@ import pytest
 from maelab.config import MASK_RATIO
 from maelab.masking import num_keep
 from maelab.probes.interpolation import knockout_base_ratio
-from maelab.probes.results import question_file
 from maelab.probes.runner import load_target, probe_checkpoint
+from maelab.run_records import question_file
 from tests.evaluation.conftest import pretrain_tiny
 
 RATIO = 0.5

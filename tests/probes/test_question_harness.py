@@ -89,19 +89,10 @@ def test_fake_question_reaches_verdicts_and_report(tmp_path, fakes, capsys):
     report = build_report(tmp_path / "run", tmp_path / "report.html")
     html = report.path.read_text()
     assert "a fake effect of one" in html and '<section id="verdict-rows">' in html
-    from maelab.report.sections import cao
-
-    marks = {v.claim: v.mark for v in cao.cao_section(_ctx(tmp_path / "run")).verdicts}
-    assert marks["Q1: a fake effect of one"] == "agrees"
-    assert marks["Q5: a fake null"] == "disagrees"
-    assert marks[next(k for k in marks if k.startswith("Q4"))] == "not measured"
-
-
-def _ctx(folder):
-    from maelab.report.collect import collect
-    from maelab.report.context import ReportContext
-
-    return ReportContext.of(collect(folder), folder / "figs")
+    shown = {v.claim: v.outcome for v in report.verdicts}  # as the file says, nothing more
+    assert shown == {v.claim: v.outcome for v in record.verdicts}
+    assert shown["Q1: a fake effect of one"] == "agrees"
+    assert shown["Q5: a fake null"] == "disagrees"
 
 
 SMALL = MAEArch(img_size=16, patch_size=4, in_chans=3, embed_dim=64, depth=2, num_heads=1,

@@ -107,8 +107,9 @@ def test_the_page_shows_everything_the_run_holds(tmp_path: Path) -> None:
         '<td>0.050</td><td><span class="inconclusive">inconclusive</span></td>'
     ) in rows
     assert "commit 0123456789ab" in rows
-    # nothing decided by the page: no computed verdict summary, no "None"
-    assert '<section id="verdicts">' not in page and not report.verdicts
+    # nothing decided by the page: no summary section, the rows shown are the file's, no "None"
+    assert '<section id="verdicts">' not in page
+    assert [v.claim for v in report.verdicts] == ["Q1: tokens carry their positions"]
     assert "None" not in page
 
 
@@ -127,5 +128,7 @@ def test_cli_lists_the_sections_of_a_run(tmp_path: Path, capsys) -> None:
     assert out == [
         "run report: Overview, Training curves, Reconstructions, Fine-tuning, Dimensional "
         "collapse, Theory probes, Verdicts",
+        f"{run.probes / 'verdicts.json'}: 0 agrees, 0 disagrees, 1 inconclusive, 0 regime not "
+        "reached (predictions)",
         f"report: {run.report}",
     ]

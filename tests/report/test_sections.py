@@ -4,10 +4,11 @@ import json
 
 import yaml
 
+from maelab import verdicts as vd
 from maelab.report import SECTION_IDS, build_report
 from maelab.report.collect import collect
 from maelab.report.context import ReportContext
-from maelab.report.sections import SECTIONS, SUMMARY_AFTER, build_sections
+from maelab.report.sections import SECTIONS, SUMMARY_AFTER, SUMMARY_ID, build_sections
 
 
 def _fake_sweep(root):
@@ -27,16 +28,24 @@ def _fake_sweep(root):
     (root / "sweep.json").write_text(json.dumps(manifest))
 
 
-def test_page_order_puts_the_summary_after_the_overview(tmp_path):
+def test_without_verdicts_the_page_shows_measurements_only(tmp_path):
     _fake_sweep(tmp_path)
     sections, body = build_sections(ReportContext.of(collect(tmp_path), tmp_path / "figs"))
-    assert [s.id for s in sections] == SECTION_IDS
-    assert (
-        len(body) == len(SECTIONS) - 1 and SUMMARY_AFTER == sections[0].id
-    )  # no study: no verdicts.json
-    summary = sections[1]
-    assert summary.verdicts == []  # it lists the others' verdicts in its table only
-    assert sum(len(s.verdicts) for s in body) == summary.body[1].count("<tr>") - 1
+    assert [s.id for s in sections] == SECTION_IDS  # no verdicts.json: no summary, no study
+    assert len(body) == len(SECTIONS) - 1 and not any(s.verdicts for s in sections)
+
+
+def test_a_verdicts_file_brings_the_summary_after_the_overview(tmp_path):
+    _fake_sweep(tmp_path)
+    rows = vd.decide_table([vd.Row("Zhang", "U-MAE helps", "increase", 1.0, [2.0, 3.0, 2.5]),
+                            vd.Row("all", "a check", "none", 0.05, [0.0, 0.01], "instrument")])  # fmt: skip
+    vd.write_verdicts(tmp_path, vd.Verdicts("c0ffee", "h", verdicts=tuple(rows)))
+    sections, _ = build_sections(ReportContext.of(collect(tmp_path), tmp_path / "figs"))
+    ids = [s.id for s in sections]
+    assert ids[:3] == [SUMMARY_AFTER, SUMMARY_ID, "study"]
+    summary = "".join(sections[1].body)
+    assert "href='#study'" in summary and summary.count("<tr>") == 2  # header + one file
+    assert "<td>1</td><td>0</td><td>0</td><td>0</td><td>1</td>" in summary  # agrees, .., checks
 
 
 def test_build_report_writes_every_section(tmp_path):
@@ -49,4 +58,4 @@ def test_build_report_writes_every_section(tmp_path):
         assert f'<section id="{sid}">' in page
     # the probe table: one row per setting, U-MAE's linear probe as stored
     assert "<td>ratio=0.5, objective=umae</td><td>1</td><td>62.0</td>" in page
-    assert sum(rep.counts().values()) == len(rep.verdicts) > 0
+    assert rep.verdicts == [] and "outcome" not in page  # no verdict column anywhere

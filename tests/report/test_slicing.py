@@ -3,10 +3,10 @@
 import math
 from pathlib import Path
 
+from maelab.config import DECODER_DEPTH_KEY as DEC_DEPTH
 from maelab.config import build_config
 from maelab.report.collect import Group, RunRecord, group_runs
 from maelab.report.slicing import (
-    DEC_DEPTH,
     OBJECTIVE,
     RATIO,
     UNIT,

@@ -1,8 +1,9 @@
 """The report's sections, in page order.
 
 Each section is a `SectionBuilder`: `(ctx: ReportContext) -> Section | None` (None: nothing to
-show). A new section is a function in a module of its paper or topic, listed in `SECTIONS`. The
-verdict summary is built last from the others' verdicts and placed after `SUMMARY_AFTER`.
+show). A new section is a function in a module of its paper or topic, listed in `SECTIONS`.
+Sections show measurements, and the rows of the `verdicts.json` files the folder holds; the
+summary of those rows is placed after `SUMMARY_AFTER` when there is any.
 """
 
 from __future__ import annotations
@@ -23,26 +24,22 @@ SECTIONS: list[SectionBuilder] = [
     cao.cao_section,
 ]
 SUMMARY_AFTER = "overview"
-DECIDED_BY_STUDY = ("identifiability", "collapse")  # sections whose rows the study decides
-# the ids of a full report (a sweep with every kind of run), in page order; a demo folder
-# (one with verdicts.json) also has the study section right after the summary
-SECTION_IDS = ["overview", SUMMARY_ID, "training", "reconstructions", "probes", "identifiability",
-               "collapse", "cao"]  # fmt: skip
+# the ids of a full report (a sweep with every kind of run), in page order; a folder with a
+# verdicts.json also has the summary after the overview, and a demo folder the study section
+SECTION_IDS = ["overview", "training", "reconstructions", "probes", "identifiability", "collapse",
+               "cao"]  # fmt: skip
 
 
 def build_sections(ctx: ReportContext) -> tuple[list[Section], list[Section]]:
-    """(the page's sections in order, the sections that carry verdicts without the summary)."""
+    """(the page's sections in order, the sections without the summary)."""
     if ctx.collected.kind == "run":  # one run: what its files hold, nothing decided here
         return (page := [s for b in run_story.RUN_SECTIONS if (s := b(ctx)) is not None]), page
     body = [s for build in SECTIONS if (s := build(ctx)) is not None]
-    if any(s.id == study.STUDY_ID for s in body):
-        # the study decides these papers' rows by paired intervals; the sections' older
-        # spread-based checks would only restate them with a weaker rule
-        for s in body:
-            if s.id in DECIDED_BY_STUDY:
-                s.verdicts = []
+    if not any(s.verdicts for s in body):
+        return body, body  # measurements only: no verdict column anywhere
     at = next((i + 1 for i, s in enumerate(body) if s.id == SUMMARY_AFTER), 0)
     return [*body[:at], verdicts_section(body), *body[at:]], body
 
 
-__all__ = ["SECTIONS", "SECTION_IDS", "SUMMARY_AFTER", "build_sections", "ReportContext"]
+__all__ = ["SECTIONS", "SECTION_IDS", "SUMMARY_AFTER", "SUMMARY_ID", "build_sections",
+           "ReportContext"]  # fmt: skip

@@ -16,10 +16,9 @@ from typing import Any
 from maelab import verdicts as vd
 from maelab.engine.metrics_log import read_metrics
 from maelab.evaluation.collapse import spectra_figure
-from maelab.probes.results import read_probe_results, read_question_results
 from maelab.report.collect import training_curve
 from maelab.report.context import ReportContext, SectionBuilder
-from maelab.report.page import Section, esc, fmt, img, table
+from maelab.report.page import Section, ShownVerdicts, esc, fmt, img, table
 from maelab.report.sections import runs
 from maelab.run_folder import (
     COLLAPSE_FIGURE,
@@ -28,6 +27,7 @@ from maelab.run_folder import (
     RunFolder,
     read_json,
 )
+from maelab.run_records import ProbeRecord, read_probe_records, read_question_records
 
 COLLAPSE_COLUMNS = [("dim", "dim"), ("num_images", "images"), ("effective_rank", "eff. rank"),
                     ("rankme", "RankMe"), ("alignment", "alignment"),
@@ -124,7 +124,7 @@ def collapse_section(ctx: ReportContext) -> Section | None:
 def theory_probes_section(ctx: ReportContext) -> Section | None:
     """RUN/probes (`maelab analyze probes`): each probe's figure, and each question's record."""
     folder = _run(ctx).probes
-    probes, questions = read_probe_results(folder), read_question_results(folder)
+    probes, questions = read_probe_records(folder), read_question_records(folder)
     if not probes and not questions:
         return None
     s = Section("theory-probes", "Theory probes")
@@ -142,11 +142,11 @@ def theory_probes_section(ctx: ReportContext) -> Section | None:
         header = ["question", "manipulation", "control", "treated", "control value", "seconds"]
         s.body.append(table(header, rows, "verdicts"))
     # in question order (their records name it: "Cao Q1: ..."), then by name
-    for name, rec in sorted(probes.items(), key=lambda kv: (str(kv[1].get("question")), kv[0])):
-        about = ", ".join(x for x in (rec.get("question"), _seconds(rec)) if x)
+    for name, rec in sorted(probes.items(), key=lambda kv: (kv[1].question, kv[0])):
+        about = ", ".join(x for x in (rec.question, _seconds(rec)) if x)
         s.body.append(f"<h3>{esc(name)}</h3><p class='note'>{esc(about)}</p>")
-        if Path(rec["figure"]).is_file():
-            s.body.append(img(Path(rec["figure"]), f"{name}: {rec.get('question', '')}"))
+        if rec.has_figure:
+            s.body.append(img(rec.figure, f"{name}: {rec.question}"))
     return s
 
 
@@ -169,6 +169,7 @@ def verdict_rows_section(ctx: ReportContext) -> Section | None:
         except vd.VerdictsError as exc:
             s.body.append(f"<p class='note'>not read: {esc(exc)}</p>")
             continue
+        s.verdicts.append(ShownVerdicts(path, record, record.verdicts))
         s.body.append(_verdict_table(record.verdicts))
         s.body.append(
             f"<p class='note'>{esc(record.ci_method)}; commit {esc(record.commit[:12])}</p>"
@@ -213,9 +214,8 @@ def _signed(x: float | None) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:+.4g}"
 
 
-def _seconds(rec: dict[str, Any]) -> str:
-    t = _number(rec.get("seconds"))
-    return f"{t:.1f} s" if math.isfinite(t) else ""
+def _seconds(rec: ProbeRecord) -> str:
+    return f"{rec.seconds:.1f} s" if math.isfinite(rec.seconds) else ""
 
 
 RUN_SECTIONS: list[SectionBuilder] = [

@@ -12,27 +12,24 @@ import math
 from typing import Any
 
 from maelab import verdicts as vd
+from maelab.metric_names import E_R, EFFECTIVE_RANK, S_G_TOPK, Z_G
 from maelab.report import figures
 from maelab.report.context import ReportContext
-from maelab.report.page import Section, esc, img, table
+from maelab.report.page import Section, esc, img, outcome, table
+from maelab.report.verdict_files import study_file
 from maelab.run_folder import STUDY_FILE, read_json
 
 STUDY_ID = "study"
 CURVES = (  # (curve key, label, view): the regime gate's readout first
-    ("s_g_topk", "R^2(s_g)", "top-k principal directions"),
-    ("z_g", "R^2(z_g)", "full view"),
-    ("e_r", "R^2(e_r)", "full view"),
-    ("effective_rank", "effective rank", "pooled features"),
+    (S_G_TOPK, "R^2(s_g)", "top-k principal directions"),
+    (Z_G, "R^2(z_g)", "full view"),
+    (E_R, "R^2(e_r)", "full view"),
+    (EFFECTIVE_RANK, "effective rank", "pooled features"),
 )
 
 
 def _num(x: float, digits: int = 3) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:+.{digits}f}"
-
-
-def _outcome(text: str) -> str:
-    cls = {"agrees": "agrees", "disagrees": "disagrees"}.get(text, "not-measured")
-    return f'<span class="{cls}">{esc(text)}</span>'
 
 
 def _rows(records: list[vd.VerdictRecord], derived: dict[str, str]) -> list[list[str]]:
@@ -48,7 +45,7 @@ def _rows(records: list[vd.VerdictRecord], derived: dict[str, str]) -> list[list
                 str(v.n_seeds),
                 _num(v.min_detectable, 4).lstrip("+"),
                 f"{v.margin:g}" if v.margin is not None else "–",
-                _outcome(v.outcome),
+                outcome(v.outcome),
             ]
         )
     return out
@@ -74,14 +71,13 @@ def _curves(stored: dict[str, Any], readout: str) -> dict[str, list[tuple[int, f
 
 
 def study_section(ctx: ReportContext) -> Section | None:
-    root = ctx.collected.root
-    path = root / vd.VERDICTS_FILE
-    if not path.is_file():
+    shown = study_file(ctx.collected)
+    if shown is None:
         return None
-    record = vd.read_verdicts(path)
-    extra = read_json(root / STUDY_FILE)
+    record = shown.record
+    extra = read_json(ctx.collected.root / STUDY_FILE)
     derived: dict[str, str] = extra.get("derived", {})
-    s = Section(STUDY_ID, "The study's verdicts (paired over seeds)")
+    s = Section(STUDY_ID, "The study's verdicts (paired over seeds)", verdicts=[shown])
     counts = vd.summary(record.verdicts)
     s.body.append(
         "<p>Each row compares two conditions seed by seed (same seed: same initial encoder, "
@@ -95,8 +91,8 @@ def study_section(ctx: ReportContext) -> Section | None:
     )
     header = ["paper", "claim", "derived prediction", "effect [CI]", "n seeds",
               "min detectable", "margin", "outcome"]  # fmt: skip
-    preds = [v for v in record.verdicts if v.kind == "prediction"]
-    checks = [v for v in record.verdicts if v.kind == "instrument"]
+    preds = [v for v in record.verdicts if v.kind == vd.PREDICTION]
+    checks = [v for v in record.verdicts if v.kind == vd.INSTRUMENT]
     s.body.append(table(header, _rows(preds, derived), "verdicts"))
     s.body.append("<h3>Instrument checks (never counted for a paper)</h3>")
     s.body.append(table(header, _rows(checks, derived), "verdicts"))
@@ -134,7 +130,7 @@ def study_section(ctx: ReportContext) -> Section | None:
                 lines, ctx.fig_dir / f"study_curve_{readout}.png", ylabel=f"{label}, held out"
             )
             caption = f"learning curve: {label} ({view}) per checkpoint, mean over seeds"
-            if readout == "effective_rank":
+            if readout == EFFECTIVE_RANK:
                 ref = extra.get("references", {})
                 caption += (
                     f"; raw pixels {_ref(ref.get('pixels_effective_rank'))}, the world's latent "

@@ -1,32 +1,34 @@
-"""The verdict summary: every prediction of every section in one table, with counts."""
+"""The verdict summary: every verdicts.json file the page shows, with its outcome counts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from maelab.report import claims
-from maelab.report.page import SUMMARY_ID, Section, verdict_table
+from maelab import stats
+from maelab import verdicts as vd
+from maelab.report.page import SUMMARY_ID, Section, esc, table
 
 
 def verdicts_section(sections: Sequence[Section]) -> Section:
-    """The summary of the verdicts the other sections computed."""
-    allv = [v for sec in sections for v in sec.verdicts]
-    counts = claims.summarise(allv)
+    """Counts of the rows each section shows, per file (predictions; instrument checks apart)."""
     s = Section(SUMMARY_ID, "Predictions vs measurements")
-    if any(sec.id == "study" for sec in sections):
-        s.body.append(
-            "<p><b>The study's verdicts</b> (paired intervals over seeds, regime gate, derived "
-            "predictions) are in <a href='#study'>the study section</a>; the checks below are the "
-            "sections' descriptive ones for the rows the study does not decide.</p>"
-        )
-    others = "".join(
-        f", {n} {k}" for k, n in counts.items() if k not in ("agrees", "disagrees", "not measured")
-    )
-    where = "Outside the study: " if any(sec.id == "study" for sec in sections) else ""
     s.body.append(
-        f"<p>{where}{counts['agrees']} agree, {counts['disagrees']} disagree{others}, "
-        f"{counts['not measured']} not measured. Each verdict is computed from the numbers below (see each section); small "
-        "CPU budgets give small effects, so read the spread over seeds before the verdict.</p>"
+        "<p>Every verdict below was decided by the command that wrote its "
+        "<code>verdicts.json</code> (paired intervals over seeds, or a bootstrap over the "
+        'images of one checkpoint; docs/theory.md, "How verdicts are decided"); this page '
+        "only shows them. Counts are of prediction rows; instrument checks never count for a "
+        "paper. Small CPU budgets give small effects: read each row's interval and margin.</p>"
     )
-    s.body.append(verdict_table(allv))
+    rows = []
+    for sec in sections:
+        for shown in sec.verdicts:
+            counts = vd.summary(shown.rows)
+            checks = sum(v.kind == vd.INSTRUMENT for v in shown.rows)
+            rows.append(
+                [f"<a href='#{sec.id}'>{esc(sec.title.split(' (')[0])}</a>",
+                 f"<code>{esc(shown.path)}</code>", *(str(counts[o]) for o in stats.OUTCOMES),
+                 str(checks)]
+            )  # fmt: skip
+    s.body.append(table(["section", "file", *stats.OUTCOMES, "instrument checks"], rows,
+                        "verdicts"))  # fmt: skip
     return s

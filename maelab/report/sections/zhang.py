@@ -1,26 +1,26 @@
-"""Zhang, Wang, Wang 2022: dimensional collapse of MAE features and the U-MAE remedy."""
+"""Zhang, Wang, Wang 2022: dimensional collapse of MAE features and the U-MAE remedy (the
+measurements of a sweep; the study's verdicts are `maelab demo`'s)."""
 
 from __future__ import annotations
 
 import math
 
 from maelab.evaluation.collapse import spectra_figure
-from maelab.report import claims, figures
+from maelab.metric_names import (
+    ALIGNMENT,
+    EFFECTIVE_RANK,
+    KNN_TOP1,
+    LINEAR_TOP1,
+    RANKME,
+    UNIFORMITY,
+)
+from maelab.report import figures
 from maelab.report.context import ReportContext
 from maelab.report.page import Section, esc, fmt, img, table
 from maelab.report.slicing import objective_contexts, short_label
+from maelab.run_records import DATA, RANDOM_INIT
 
-COLLAPSE_METRICS = [
-    "effective_rank",
-    "rankme",
-    "alignment",
-    "uniformity",
-    "linear_top1",
-    "knn_top1",
-]
-UMAE_CHECKS = [("effective_rank", "effective rank", "better"), ("rankme", "RankMe", "better"),
-               ("uniformity", "uniformity", "worse"), ("linear_top1", "linear probe %", "better"),
-               ("knn_top1", "k-NN %", "better")]  # fmt: skip
+COLLAPSE_METRICS = [EFFECTIVE_RANK, RANKME, ALIGNMENT, UNIFORMITY, LINEAR_TOP1, KNN_TOP1]
 
 
 def collapse_section(ctx: ReportContext) -> Section:
@@ -33,14 +33,14 @@ def collapse_section(ctx: ReportContext) -> Section:
         "the feature covariance and the collapse numbers at equal budgets. Uniformity and "
         "alignment are measured on masked views (lower uniformity = more uniform).</p>"
     )
-    base_data = c.baselines.get("random_init", {}).get("data")
+    base_data = c.baselines.get(RANDOM_INIT, {}).get(DATA)
     contexts = objective_contexts(groups, c.keys, ref)
     for n, (where_values, by_obj) in enumerate(contexts):
         first = next(iter(by_obj.values())).runs[0]
         data_name = where_values.get("data.name") or first.setting("data.name")
         # the baselines were scored on the sweep's base data only
-        rand = c.baselines.get("random_init", {}) if base_data in (None, data_name) else {}
-        rand_spec = c.baseline_spectra.get("random_init") if rand else None
+        rand = c.baselines.get(RANDOM_INIT, {}) if base_data in (None, data_name) else {}
+        rand_spec = c.baseline_spectra.get(RANDOM_INIT) if rand else None
         label = short_label(where_values) or "all runs"
         if len(contexts) > 1:
             s.body.append(f"<h3>{esc(label)}</h3>")
@@ -81,29 +81,4 @@ def collapse_section(ctx: ReportContext) -> Section:
                 ],
             )
         )
-        mae, umae = by_obj.get("mae"), by_obj.get("umae")
-        where = f" [{label}]" if len(contexts) > 1 else ""
-        if mae is not None and rand:
-            v = claims.zhang_collapse(
-                (mae.mean.get("effective_rank", math.nan), mae.std.get("effective_rank", math.nan)),
-                rand.get("effective_rank", math.nan),
-                int(mae.mean.get("dim", 0) or 0),
-            )
-            s.verdicts.append(claims.Verdict(v.source, v.claim + where, v.measured, v.agrees))
-        if mae is None or umae is None:
-            s.verdicts.append(
-                claims.Verdict(
-                    claims.ZHANG,
-                    "U-MAE vs MAE at equal budgets",
-                    "needs MAE and U-MAE runs (objective.name=umae)",
-                    None,
-                )
-            )
-            continue
-        for metric, name, sense in UMAE_CHECKS:
-            pair = [
-                (g.mean.get(metric, math.nan), g.std.get(metric, math.nan)) for g in (mae, umae)
-            ]
-            v = claims.zhang_umae(metric, name, pair[0], pair[1], sense)
-            s.verdicts.append(claims.Verdict(v.source, v.claim + where, v.measured, v.agrees))
     return s

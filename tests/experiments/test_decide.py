@@ -1,4 +1,6 @@
-"""The study's rows: derived directions from shared latents, gates, outcomes from maelab.stats."""
+"""Deciding a declared study (maelab.experiments.decide) from fake per-seed metrics, no
+training: a two-condition declaration written here, and the world study's rows (derived
+directions from shared latents, gates, outcomes from maelab.stats)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,27 @@ import pytest
 import torch
 
 from maelab import stats
+from maelab import verdicts as vd
 from maelab.config import load_config
-from maelab.experiments.study_readout import shared_fractions
-from maelab.experiments.study_rows import (
-    StudyRuns,
-    build_table,
-    direction_from_shares,
-    format_table,
-    study_specs,
+from maelab.experiments.decide import decide, direction_from_shares, format_decision
+from maelab.experiments.declaration import (
+    INCREASE,
+    ON_TOP1,
+    R2,
+    TOP1,
+    TOP1_GATE,
+    Diff,
+    Gate,
+    RowSpec,
+    Study,
 )
+from maelab.experiments.measurements import Measurements
+from maelab.experiments.studies.world import WORLD
+from maelab.experiments.study_readout import shared_fractions
 from maelab.masking import MaskGeometry, draw_mask
+from maelab.metric_names import LINEAR_TOP1, of_random
 
-WORLD = Path(__file__).resolve().parents[2] / "maelab" / "configs" / "study_world.yaml"
+WORLD_YAML = Path(__file__).resolve().parents[2] / "maelab" / "configs" / "study_world.yaml"
 SHARES = {  # shared.<level> per condition, as the study world's masks give them at 0.75
     "patch": {"global": 1.0, "region_noise": 1.0, "cell_noise": 0.7},
     "cell": {"global": 1.0, "region_noise": 1.0, "cell_noise": 0.0},
@@ -30,7 +41,7 @@ SHARES = {  # shared.<level> per condition, as the study world's masks give them
 }
 
 
-def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> StudyRuns:
+def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> Measurements:
     rng = np.random.default_rng(0)
     runs: dict[str, dict[int, dict[str, float]]] = {}
     for cond, shares in SHARES.items():
@@ -50,7 +61,7 @@ def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> St
             m.update({"random.linear_top1": 30.0 + s, "random.effective_rank": 30.0,
                       "random.alignment_norm": 0.1})  # fmt: skip
             runs.setdefault(cond, {})[s] = m
-    return StudyRuns(runs, {"linear_top1": 35.0})
+    return Measurements(runs, {"linear_top1": 35.0})
 
 
 E_R = {"patch": 0.80, "cell": 0.80, "region": 0.70, "straddled": 0.79, "umae": 0.80}
@@ -64,7 +75,7 @@ def test_directions_follow_the_shared_latents() -> None:
     assert direction_from_shares(0.0, 1.0) == "decrease"
     assert direction_from_shares(1.0, 0.0) == "increase"
     assert direction_from_shares(1.0, 0.98) == "none"
-    table = build_table(fake_runs(E_R), study_specs(), list(SHARES))
+    table = decide(WORLD, fake_runs(E_R))
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.predicted == "decrease" and r.outcome == stats.AGREES
     assert row(table, "straddled").predicted == "increase"
@@ -78,23 +89,23 @@ def test_flipped_shares_flip_the_prediction_and_the_outcome() -> None:
         m["shared.region_noise"] = 1.0
     for m in runs.runs["patch"].values():
         m["shared.region_noise"] = 0.0
-    r = row(build_table(runs, study_specs(), list(SHARES)), "region-sized units keep less")
+    r = row(decide(WORLD, runs), "region-sized units keep less")
     assert r.predicted == "increase" and r.outcome == stats.DISAGREES
 
 
 def test_outcomes_are_the_statistics_outcomes() -> None:
-    table = build_table(fake_runs(E_R), study_specs(), list(SHARES))
+    table = decide(WORLD, fake_runs(E_R))
     assert table.verdicts
     for v in table.verdicts:
         eff = stats.paired_effect(v.per_seed, v.level)
         assert v.outcome == stats.outcome(eff.lo, eff.hi, v.predicted, v.margin), v.claim
     assert row(table, "U-MAE improves").outcome == stats.DISAGREES  # 0 points: inside +-1
     assert row(table, "MAE collapses").outcome == stats.AGREES  # rank 20 vs 30
-    assert "regime (condition" in format_table(table)
+    assert "regime (condition" in format_decision(table)
 
 
 def test_rows_of_unlearned_encoders_read_regime_not_reached() -> None:
-    table = build_table(fake_runs(E_R, learned=False), study_specs(), list(SHARES))
+    table = decide(WORLD, fake_runs(E_R, learned=False))
     assert not any(r.reached for r in table.regime if "R^2" in r.condition)
     kong = [v for v in table.verdicts if v.paper == "Kong"]
     assert kong and all(v.outcome == stats.REGIME_NOT_REACHED for v in kong)
@@ -104,9 +115,9 @@ def test_rows_of_unlearned_encoders_read_regime_not_reached() -> None:
 def test_missing_conditions_are_listed_undecided() -> None:
     runs = fake_runs(E_R)
     del runs.runs["umae"]
-    table = build_table(runs, study_specs(), list(SHARES))
+    table = decide(WORLD, runs)
     assert {u.claim for u in table.undecided} >= {
-        s.claim for s in study_specs() if s.treated == "umae"
+        s.claim for s in WORLD.rows if s.treated == "umae"
     }
 
 
@@ -116,7 +127,7 @@ def test_missing_conditions_are_listed_undecided() -> None:
      (16, "block", (0.0, 0.0), (0.0, 0.0)), (16, "block_shifted", (1.0, 1.0), (0.0, 0.0))],
 )  # fmt: skip
 def test_shared_fractions_of_the_study_world(unit, strategy, region_noise, cell_noise) -> None:
-    cfg = load_config([str(WORLD)], [f"mask.unit={unit}", f"mask.strategy={strategy}"])
+    cfg = load_config([str(WORLD_YAML)], [f"mask.unit={unit}", f"mask.strategy={strategy}"])
     geom = MaskGeometry(8, 4)
     mask = draw_mask(cfg.mask, 512, geom, torch.Generator().manual_seed(0))
     shares = shared_fractions(cfg, 4, mask)
@@ -131,11 +142,64 @@ def test_kong_rows_gate_on_the_shared_latent_not_on_the_latent_predicted_to_go()
     runs = fake_runs(E_R)
     for m in runs.runs["region"].values():
         m["sel.full.random.e_r"] = m["sel.full.encoder.e_r"] + 0.05
-    table = build_table(runs, study_specs(), list(SHARES))
+    table = decide(WORLD, runs)
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.AGREES
     for m in runs.runs["region"].values():
         m["selp.full.random.s_g"] = m["selp.full.encoder.s_g"] + 0.05
-    table = build_table(runs, study_specs(), list(SHARES))
+    table = decide(WORLD, runs)
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.REGIME_NOT_REACHED
+
+
+# ---------------------------------------------------------------- a declaration of its own
+TWO = Study(
+    "two conditions",
+    conditions={"wide": {"model.embed_dim": 256}, "narrow": {"model.embed_dim": 64}},
+    rows=(
+        RowSpec("Any", "a wider encoder reads the probe better", "wide", "narrow",
+                Diff(LINEAR_TOP1), TOP1, predicted=INCREASE, gates=(ON_TOP1,),
+                show_control=LINEAR_TOP1),
+        RowSpec("Any", "the narrow encoder's R^2 is none", "narrow", None, Diff("r2"), R2,
+                predicted="none", kind=vd.INSTRUMENT),
+    ),
+    gates={ON_TOP1: TOP1_GATE, "r2": Gate("R^2", "r2", "random.r2", "pixels.r2")},
+)  # fmt: skip
+
+
+def two_conditions(wide: list[float], narrow: list[float]) -> Measurements:
+    """Per-seed top-1 of each condition (its random encoder 10 points below) and an R^2 near 0."""
+    runs = {
+        name: {s: {LINEAR_TOP1: v, of_random(LINEAR_TOP1): v - 10.0, "r2": 0.001 * (s - 1)}
+               for s, v in enumerate(values)}
+        for name, values in (("wide", wide), ("narrow", narrow))
+    }  # fmt: skip
+    return Measurements(runs, {LINEAR_TOP1: 50.0})
+
+
+def test_a_declared_study_with_two_conditions_is_decided_without_the_demo() -> None:
+    decision = decide(TWO, two_conditions([80.0, 82.0, 81.0], [70.0, 71.5, 70.5]))
+    wider, r2 = decision.verdicts
+    assert wider.per_seed == (10.0, 10.5, 10.5) and wider.effect == pytest.approx(31 / 3)
+    assert wider.control == pytest.approx(212 / 3)  # the narrow encoder's mean top-1
+    eff = stats.paired_effect(wider.per_seed, wider.level)
+    assert wider.ci == (pytest.approx(eff.lo), pytest.approx(eff.hi))
+    assert wider.outcome == stats.AGREES and wider.margin == TOP1.value == 1.0
+    assert wider.p_holm is not None  # the one prediction row: a Holm family of one
+    assert r2.kind == vd.INSTRUMENT and r2.p_holm is None and r2.outcome == stats.AGREES
+    conditions = [r.condition for r in decision.regime]
+    assert conditions == ["wide · linear top-1", "narrow · linear top-1"]  # no r2 random twin
+    assert all(r.reached and r.pixels == 50.0 for r in decision.regime)
+    assert decision.undecided == []
+
+
+def test_a_declared_study_gates_and_lists_what_it_cannot_decide() -> None:
+    m = two_conditions([80.0, 82.0, 81.0], [70.0, 71.5, 70.5])
+    for metrics in m.runs["narrow"].values():
+        metrics[of_random(LINEAR_TOP1)] = metrics[LINEAR_TOP1] + 5.0  # below its random encoder
+    wider = decide(TWO, m).verdicts[0]
+    assert wider.outcome == stats.REGIME_NOT_REACHED and wider.level == 0.95
+    del m.runs["wide"]
+    decision = decide(TWO, m)
+    assert [u.reason for u in decision.undecided] == ["no runs of wide"]
+    assert [v.claim for v in decision.verdicts] == ["the narrow encoder's R^2 is none"]

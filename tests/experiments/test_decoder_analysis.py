@@ -1,5 +1,7 @@
-"""Cao Q4 rows from a decoder-depth sweep folder (maelab.experiments.cao_rows), on hand-made
-results: known paired effects give known outcomes, and the regime gate holds rows back."""
+"""`maelab analyze decoder`: Cao Q4 decided from a decoder-depth sweep folder
+(maelab.experiments.decoder_analysis, the declaration studies/cao_q4), on hand-made results:
+known paired effects give known outcomes, the regime gate holds rows back, and the report shows
+the rows and the ablation figure it wrote."""
 
 import json
 
@@ -8,10 +10,8 @@ import pytest
 from maelab import verdicts as vd
 from maelab.cli import main
 from maelab.errors import ConfigError
-from maelab.experiments.cao_rows import decide_q4, format_q4
-from maelab.report.collect import collect
-from maelab.report.context import ReportContext
-from maelab.report.sections.cao import cao_section
+from maelab.experiments.decoder_analysis import analyze_decoder, format_q4
+from maelab.report import build_report
 
 
 def fake_sweep(root, top1, random=80.0, seeds=(0, 1, 2)):
@@ -36,8 +36,9 @@ def fake_sweep(root, top1, random=80.0, seeds=(0, 1, 2)):
 
 def test_known_effects_give_known_outcomes(tmp_path):
     sweep = fake_sweep(tmp_path / "q4", {0: 84.0, 1: 88.0, 4: 88.2})
-    table, path = decide_q4(sweep)
+    depths, table, path = analyze_decoder(sweep)
     assert path == sweep / "probes" / "verdicts.json"
+    assert depths == {"linear head": 0, "one block": 1, "deep": 4}
     rows = {v.claim.split(" gives")[0]: v for v in vd.read_verdicts(path).verdicts}
     one, deep = rows["Q4: one decoder block"], rows["Q4: a deep, wide decoder"]
     assert one.effect == pytest.approx(4.0) and one.control == pytest.approx(84.1)
@@ -47,15 +48,18 @@ def test_known_effects_give_known_outcomes(tmp_path):
     assert deep.outcome == "disagrees" and deep.ci[1] < 1.0
     assert {r.condition for r in table.regime} == {
         "linear head · linear top-1", "one block · linear top-1", "deep · linear top-1"}  # fmt: skip
-    assert "one block (depth 1)" in format_q4(table)
-    section = cao_section(ReportContext.of(collect(sweep), tmp_path / "figs"))
-    marks = [v.mark for v in section.verdicts if v.claim.startswith("Q4")]
-    assert marks == ["disagrees", "agrees"]
+    assert "one block (depth 1)" in format_q4(depths, table)
+    assert (sweep / "probes" / "decoder_ablation.png").is_file()
+    report = build_report(sweep)
+    assert [v.outcome for v in report.verdicts] == ["agrees", "disagrees"]
+    page = report.path.read_text()
+    assert "Cao Q4: decoder depth and width shape the encoder" in page  # the figure's heading
+    assert page.count("Q4: one decoder block gives") == 1  # shown once, in the Cao section
 
 
 def test_regime_not_reached_when_the_encoder_does_not_beat_random(tmp_path):
     sweep = fake_sweep(tmp_path / "q4", {0: 79.0, 1: 88.0, 4: 90.0})
-    table, _ = decide_q4(sweep)
+    _, table, _ = analyze_decoder(sweep)
     outcomes = {v.claim[:20]: v.outcome for v in table.verdicts}
     assert outcomes == {"Q4: one decoder bloc": "regime not reached",
                         "Q4: a deep, wide dec": "agrees"}  # fmt: skip
@@ -64,10 +68,10 @@ def test_regime_not_reached_when_the_encoder_does_not_beat_random(tmp_path):
 def test_cli_and_missing_axis(tmp_path, capsys):
     sweep = fake_sweep(tmp_path / "q4", {0: 84.0, 1: 88.0, 4: 88.2}, seeds=(0,))
     assert main(["analyze", "decoder", "--sweep", str(sweep), "--out", str(tmp_path / "v")]) == 0
-    out = capsys.readouterr().out
-    assert "not decided: Q4" in out and "needs >= 2 seeds" in out
+    out = capsys.readouterr().out  # one seed: no interval, so no gate passes either
+    assert out.count("| 1 | regime not reached") == 2 and "verdicts: " in out
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "sweep.json").write_text(json.dumps({"points": [
         {"name": "a", "values": {"mask.ratio": 0.5}, "seed": 0}]}))  # fmt: skip
     with pytest.raises(ConfigError, match="no model.decoder_depth axis"):
-        decide_q4(tmp_path / "other")
+        analyze_decoder(tmp_path / "other")
