@@ -67,6 +67,30 @@ class LowRankConfig(Strict):
     family_seed: Seed = 0  # fixes the shared loadings A; samples use DataConfig.seed
 
 
+class GaussianConfig(Strict):
+    """Gaussian worlds with a known covariance (see maelab.data.gaussian); 1 channel, float pixels."""
+
+    kind: Literal["stationary", "hierarchy"] = "stationary"
+    image_size: PosInt = 16
+    # stationary: variances of a short- and a long-range squared-exponential kernel, white noise
+    short_scale: PosFloat = 1.5  # px
+    long_scale: PosFloat = 6.0  # px
+    short_var: NonNegFloat = 0.4
+    long_var: NonNegFloat = 0.5
+    white_var: PosFloat = 0.1
+    # hierarchy: z_g -> z_r -> z_c -> pixels, each step linear plus its own Gaussian noise
+    cell_size: PosInt = 4  # px side of a cell
+    region_cells: PosInt = 2  # cells per region side
+    global_dim: PosInt = 4
+    region_noise_dim: NonNegInt = 2
+    cell_noise_dim: NonNegInt = 2
+    region_noise_std: NonNegFloat = 0.3  # scale of e_r where it enters z_r
+    cell_noise_std: NonNegFloat = 0.3  # scale of e_c where it enters z_c
+    pixel_noise: NonNegFloat = 0.01  # std of white pixel noise, relative to the clean pixel std
+    orthogonal: bool = False  # the latents' pixel loadings mutually orthogonal within a cell
+    world_seed: Seed = 0  # fixes the loadings; samples use DataConfig.seed
+
+
 class DataConfig(Strict):
     name: str = "synthetic"
     root: str = "~/.cache/maelab/data"
@@ -83,9 +107,16 @@ class DataConfig(Strict):
     on_bad_image: Literal["skip", "error"] = "skip"
     synthetic: SyntheticConfig = SyntheticConfig()
     lowrank: LowRankConfig = LowRankConfig()
+    gaussian: GaussianConfig = GaussianConfig()
+
+
+# ModelConfig fields that are not MAEArch fields (the ViT's shape is read from the rest)
+NOT_ARCH_FIELDS = frozenset({"preset", "init", "kind", "code_dim"})
 
 
 class ModelConfig(Strict):
+    kind: Literal["vit", "linear"] = "vit"  # linear: maelab.models.linear (code_dim wide)
+    code_dim: PosInt | None = None  # k, the code's width (linear; None: the pixel count)
     preset: str | None = "tiny"  # fills the fields below that are left unset
     img_size: PosInt | None = None
     patch_size: PosInt | None = None
@@ -123,6 +154,12 @@ class ObjectiveConfig(Strict):
     umae_feature: Literal["cls", "mean"] = "cls"
 
 
+class LossConfig(Strict):
+    # which pixels the reconstruction loss counts: the removed patches' (MAE), or every pixel
+    # (a plain autoencoder at mask.ratio=0; model.kind=linear only)
+    on: Literal["masked", "all"] = "masked"
+
+
 class TrainConfig(Strict):
     # auto: small-data for images of <= 64 px, else paper; fills only unset fields (maelab.recipes)
     recipe: Literal["auto", "small-data", "paper"] = "auto"
@@ -154,6 +191,7 @@ class Config(Strict):
     model: ModelConfig = ModelConfig()
     mask: MaskConfig = MaskConfig()
     objective: ObjectiveConfig = ObjectiveConfig()
+    loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="after")
@@ -170,6 +208,8 @@ class Config(Strict):
             raise ValueError(
                 f"data.crop_scale={self.data.crop_scale} must satisfy 0 < lo <= hi <= 1"
             )
+        if self.loss.on == "all" and self.model.kind != "linear":
+            raise ValueError("loss.on=all needs model.kind=linear (the ViT counts removed patches)")
         if not all(0.0 <= b < 1.0 for b in self.train.betas):
             raise ValueError(f"train.betas={self.train.betas} must both be in [0, 1)")
         return self

@@ -7,6 +7,7 @@ from maelab.config import DataConfig
 from maelab.data import (  # noqa: F401  (registration)
     digits,
     folder,
+    gaussian,
     low_rank_family,
     synthetic,
     torchvision_sets,

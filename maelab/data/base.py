@@ -12,9 +12,13 @@ from torch.utils.data import Dataset
 
 @dataclass
 class ImageSet:
-    """An in-memory image dataset: uint8 images plus labels and optional ground-truth latents."""
+    """An in-memory image dataset: uint8 images plus labels and optional ground-truth latents.
 
-    images: torch.Tensor  # (N, C, H, W) uint8
+    Gaussian worlds store float32 pixels in the units of their known covariance instead, with
+    mean 0 and std 1 so that normalising leaves them as they are.
+    """
+
+    images: torch.Tensor  # (N, C, H, W) uint8, or float32 (maelab.data.gaussian)
     labels: torch.Tensor  # (N,) int64
     num_classes: int
     mean: tuple[float, ...]  # per channel, in [0, 1] units

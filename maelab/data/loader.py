@@ -45,6 +45,14 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     return (x - m) / s
 
 
+def unit_scale(images: torch.Tensor) -> torch.Tensor:
+    """Stored images as float: uint8 grey levels to [0, 1]; float images (Gaussian worlds, in
+    the units of their covariance) as they are."""
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    return images.float()
+
+
 def steps_per_epoch(n: int, b: Batching) -> int:
     """Full global batches per epoch (the remainder is dropped, as in the official code)."""
     return max(1, n // (b.batch_size * b.world))
@@ -74,7 +82,7 @@ def train_batches(
         order = epoch_order(len(split), b, epoch)
         for step in range(start_step, order.shape[0]):
             idx = order[step]
-            x = split.images[idx].to(device, non_blocking=True).float().div_(255.0)
+            x = unit_scale(split.images[idx].to(device, non_blocking=True))
             if b.augment:
                 # views drawn for the global batch (no rank in the seed; the 0 keeps one-process
                 # views as they were), so N processes see what one process would
@@ -126,7 +134,7 @@ def eval_batches(
     """Un-augmented, normalised batches in dataset order (for features and probes)."""
     if isinstance(split, ImageSet):
         for i in range(0, len(split), batch_size):
-            x = split.images[i : i + batch_size].to(device).float().div_(255.0)
+            x = unit_scale(split.images[i : i + batch_size].to(device))
             yield (
                 normalize(resize(x, image_size), split.mean, split.std),
                 split.labels[i : i + batch_size].to(device),

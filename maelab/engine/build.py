@@ -8,12 +8,13 @@ from maelab.errors import CheckpointError, ConfigError
 from maelab.masking import MASK_STRATEGIES
 from maelab.models.checkpoints import read_state_dict
 from maelab.models.interop import load_official_state_dict
-from maelab.models.mae import MaskedAutoencoder
-from maelab.models.presets import arch_from_config
+from maelab.models.linear import LinearArch, LinearMAE
+from maelab.models.mae import MAEArch, MaskedAutoencoder
+from maelab.models.presets import arch_from_config, linear_arch_from_config
 from maelab.objectives import OBJECTIVES
 
 
-def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
+def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder | LinearMAE:
     """The MAE for a config, sized to the data (image size, channels) unless set explicitly.
 
     Its weights come from generators seeded by `train.seed` per part, so runs that differ only in
@@ -21,7 +22,11 @@ def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
     """
     img_size = cfg.data.image_size or splits.train.image_size
     try:
-        arch = arch_from_config(cfg.model, img_size, splits.train.channels)
+        arch: MAEArch | LinearArch
+        if cfg.model.kind == "linear":
+            arch = linear_arch_from_config(cfg.model, cfg.loss.on, img_size, splits.train.channels)
+        else:
+            arch = arch_from_config(cfg.model, img_size, splits.train.channels)
         arch.validate()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"bad model config: {exc}") from None
@@ -30,6 +35,8 @@ def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder:
             f"model.in_chans={arch.in_chans} but data '{cfg.data.name}' has "
             f"{splits.train.channels} channels; leave model.in_chans unset"
         )
+    if isinstance(arch, LinearArch):
+        return LinearMAE(arch, init_seed=cfg.train.seed)
     return MaskedAutoencoder(arch, init_seed=cfg.train.seed)
 
 

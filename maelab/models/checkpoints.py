@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ValidationError
 
-from maelab.config import Config, ModelConfig
+from maelab.config import NOT_ARCH_FIELDS, Config, ModelConfig
 from maelab.errors import CheckpointError
 from maelab.models.mae import MAEArch, MaskedAutoencoder
 from maelab.models.official_arch import OfficialArch, infer_official_arch, is_official_layout
@@ -202,7 +202,7 @@ def official_config_tree(official: OfficialArch) -> dict[str, Any]:
     image size and channels (folder data normalises 3-channel images with ImageNet statistics,
     as the released weights were trained)."""
     a = official.arch
-    model = {k: getattr(a, k) for k in ModelConfig.model_fields if k not in ("preset", "init")}
+    model = {k: getattr(a, k) for k in ModelConfig.model_fields if k not in NOT_ARCH_FIELDS}
     return {"model": {**model, "preset": None}, "data": {"image_size": a.img_size}}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from maelab.config import NOT_ARCH_FIELDS
+from maelab.models.linear import LinearArch
 from maelab.models.mae import MAEArch
 
 _DECODER_512x8 = dict(decoder_embed_dim=512, decoder_depth=8, decoder_num_heads=16)
@@ -46,7 +48,22 @@ def make_arch(preset: str | None = None, **overrides: Any) -> MAEArch:
 
 def arch_from_config(model_cfg: Any, img_size: int, in_chans: int) -> MAEArch:
     """MAEArch from a ModelConfig; image size and channels default to the data's."""
-    fields = model_cfg.model_dump(exclude={"preset", "init"})
+    fields = model_cfg.model_dump(exclude=set(NOT_ARCH_FIELDS))
     fields["img_size"] = fields["img_size"] or img_size
     fields["in_chans"] = fields["in_chans"] or in_chans
     return make_arch(model_cfg.preset, **fields)
+
+
+def linear_arch_from_config(
+    model_cfg: Any, loss_on: str, img_size: int, in_chans: int
+) -> LinearArch:
+    """LinearArch from a ModelConfig (kind linear); the patch size defaults to the preset's."""
+    preset = PRESETS.get(model_cfg.preset or "", {})
+    return LinearArch(
+        img_size=model_cfg.img_size or img_size,
+        patch_size=model_cfg.patch_size or preset.get("patch_size", 4),
+        in_chans=model_cfg.in_chans or in_chans,
+        code_dim=model_cfg.code_dim,
+        norm_pix_loss=model_cfg.norm_pix_loss,
+        loss_on=loss_on,
+    )
