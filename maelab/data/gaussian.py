@@ -60,28 +60,32 @@ class GaussianWorld:
         return self.image_size**2
 
     def sample(self, n: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``n`` images (n, 1, S, S) float32 and their latents (float32), deterministic per seed."""
+        """``n`` images (n, 1, S, S) float32 and their latents (float32), deterministic per seed.
+
+        Drawn in float32 (the images are stored so): the law's own precision is the
+        covariance's, float64, and the samples only estimate it.
+        """
         gen = torch.Generator().manual_seed(split_seed(seed, "gaussian"))
-        d, f64 = self.num_pixels, torch.float64
+        d = self.num_pixels
         latents: dict[str, torch.Tensor] = {}
         if self.kind == "stationary":
-            chol = torch.from_numpy(np.linalg.cholesky(self.covariance))
-            x = torch.randn(n, d, generator=gen, dtype=f64) @ chol.T
+            chol = torch.from_numpy(np.linalg.cholesky(self.covariance)).float()
+            x = torch.randn(n, d, generator=gen) @ chol.T
         else:
-            x = torch.zeros(n, d, dtype=f64)
+            x = torch.zeros(n, d)
             for level, load in self.loadings.items():
-                z = torch.randn(n, load.shape[1], load.shape[2], generator=gen, dtype=f64)
-                x += torch.einsum("dkm,nkm->nd", torch.from_numpy(load), z)
+                z = torch.randn(n, load.shape[1], load.shape[2], generator=gen)
+                x += z.reshape(n, -1) @ torch.from_numpy(load.reshape(d, -1)).float().T
                 latents[level] = z[:, 0] if level == GLOBAL else z
-            x += math.sqrt(self.noise_var) * torch.randn(n, d, generator=gen, dtype=f64)
+            x += math.sqrt(self.noise_var) * torch.randn(n, d, generator=gen)
             latents.update(self._tree_latents(latents))
-        images = x.reshape(n, 1, self.image_size, self.image_size).float()
-        return images, {k: v.float() for k, v in latents.items()}
+        return x.reshape(n, 1, self.image_size, self.image_size), latents
 
     def _tree_latents(self, z: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """z_r (n, R, Dr) and z_c (n, C, Dc) from the sampled z_g, e_r, e_c."""
         assert self.region_map is not None and self.cell_map is not None
-        r_map, c_map = torch.from_numpy(self.region_map), torch.from_numpy(self.cell_map)
+        r_map = torch.from_numpy(self.region_map).float()
+        c_map = torch.from_numpy(self.cell_map).float()
         e_r, e_c = z[REGION_NOISE], z[CELL_NOISE]
         g = z[GLOBAL].unsqueeze(1).expand(-1, e_r.shape[1], -1)
         z_r = torch.cat([g, e_r], dim=-1) @ r_map.T  # (n, R, Dr)

@@ -56,28 +56,27 @@ def bound_figure(vit: VitOutcome, bound: float, linear: float, trivial: float, p
 
 def kong_map_figure(points: Sequence[KongPoint], path: Path) -> Path:
     """Kong's contrast (e_r share under patch minus region units), one panel per code width:
-    pixel noise across, noise scales (s_r, s_c) down; a cross where the order reverses."""
+    pixel noise across, noise scales (s_r, s_c) down; each cell prints the contrast, with an x
+    where region units do not keep the least e_r (the order fails)."""
     dims = sorted({p.code_dim for p in points})
     noises = sorted({p.pixel_noise for p in points})
     scales = sorted({(p.region_noise_std, p.cell_noise_std) for p in points})
-    fig = new_figure(figsize=(3.4 * len(dims) + 0.8, 3.2))
+    fig = new_figure(figsize=(4.2 * len(dims), 3.4))
     lim = max(abs(p.effect) for p in points) or 1.0
     for i, k in enumerate(dims):
         ax = fig.add_subplot(1, len(dims), i + 1)
         grid = np.full((len(scales), len(noises)), np.nan)
         for p in (p for p in points if p.code_dim == k):
-            row, col = (
-                scales.index((p.region_noise_std, p.cell_noise_std)),
-                noises.index(p.pixel_noise),
-            )
+            row = scales.index((p.region_noise_std, p.cell_noise_std))
+            col = noises.index(p.pixel_noise)
             grid[row, col] = p.effect
-            if not p.holds:
-                ax.text(col, row, "x", ha="center", va="center", color="k")
+            mark = "" if p.holds else " x"
+            ax.text(col, row, f"{p.effect:.3f}{mark}", ha="center", va="center", fontsize=7)
         image = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
         ax.set_xticks(range(len(noises)), [f"{n:g}" for n in noises])
         ax.set_yticks(range(len(scales)), [f"{a:g}, {b:g}" for a, b in scales])
         ax.set_xlabel("pixel noise (x signal std)")
         ax.set_ylabel("s_r, s_c" if i == 0 else "")
-        ax.set_title(f"k = {k}")
-    fig.colorbar(image, ax=fig.axes, label="e_r share: patch - region units")
+        ax.set_title(f"k = {k}: e_r share, patch - region units", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.05)
     return save_figure(fig, path)

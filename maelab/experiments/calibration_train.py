@@ -162,26 +162,38 @@ def heldout_loss(
 Job = LinearJob | VitJob
 
 
-def run_job(job: Job, root: Path) -> np.ndarray | VitOutcome:
-    """Train one job (a worker's entry point: one BLAS thread, like torch)."""
+def run_job(job: Job, root: Path) -> tuple[np.ndarray | VitOutcome, float]:
+    """Train one job (a worker's entry point: one BLAS thread, like torch); its result and
+    seconds."""
+    t0 = time.time()
     with threadpool_limits(1):
-        return train_vit(job, root) if isinstance(job, VitJob) else train_linear(job, root)
+        out = train_vit(job, root) if isinstance(job, VitJob) else train_linear(job, root)
+    return out, time.time() - t0
+
+
+@dataclass(frozen=True)
+class Trained:
+    results: dict[str, np.ndarray | VitOutcome]  # job name -> W (D, D) or the ViT's outcome
+    seconds: dict[str, float]  # job name -> training seconds (in its worker)
+    waited: Any  # what ``while_waiting`` returned
 
 
 def run_jobs(
     jobs: Sequence[Job], root: Path, workers: int = 1,
     while_waiting: Callable[[], Any] | None = None,
-) -> tuple[dict[str, np.ndarray | VitOutcome], Any]:  # fmt: skip
+) -> Trained:  # fmt: skip
     """Train every job (in ``workers`` processes when > 1), longest first; ``while_waiting``
-    runs in this process meanwhile (the exact answers). Returns {name: result}, its value."""
+    runs in this process meanwhile (the exact answers)."""
     order = sorted(jobs, key=_cost, reverse=True)
     if workers <= 1:
-        out = {job.name: run_job(job, root) for job in order}
-        return out, while_waiting() if while_waiting else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures = {job.name: pool.submit(run_job, job, root) for job in order}
+        done = {job.name: run_job(job, root) for job in order}
         waited = while_waiting() if while_waiting else None
-        return {name: f.result() for name, f in futures.items()}, waited
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = {job.name: pool.submit(run_job, job, root) for job in order}
+            waited = while_waiting() if while_waiting else None
+            done = {name: f.result() for name, f in futures.items()}
+    return Trained({k: v[0] for k, v in done.items()}, {k: v[1] for k, v in done.items()}, waited)
 
 
 def _cost(job: Job) -> float:

@@ -226,8 +226,18 @@ def latent_shares(weights: np.ndarray, world: GaussianWorld, law: MaskLaw) -> di
     return out
 
 
-def code_angle(encoder_a: np.ndarray, encoder_b: np.ndarray) -> float:
-    """Largest principal angle (degrees) between two codes' row spaces (k, D)."""
+def code_angle(
+    encoder_a: np.ndarray, encoder_b: np.ndarray, metric: np.ndarray | None = None
+) -> float:
+    """Largest principal angle (degrees) between two codes' row spaces (k, D).
+
+    With a ``metric`` (the inputs' second moment) the rows are compared as the codes they give
+    on the data, ``E metric^1/2``: a direction the inputs hardly visit, which moves neither the
+    code nor the loss, does not move the angle either.
+    """
+    if metric is not None:
+        root = field_sources(metric)
+        encoder_a, encoder_b = encoder_a @ root, encoder_b @ root
     return float(np.degrees(subspace_angles(encoder_a.T, encoder_b.T).max()))
 
 

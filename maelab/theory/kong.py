@@ -68,31 +68,39 @@ class KongPoint:
         return er[REGION] < min(er[PATCH], er[STRADDLED])
 
     @property
-    def cell_holds(self) -> bool:
+    def cell_holds(self) -> bool | None:
+        """Cell units keep less e_c than patch units (None: cell units not solved)."""
+        if CELL not in self.cell_noise:
+            return None
         return self.cell_noise[CELL] < self.cell_noise[PATCH]
 
 
 def exact_shares(
     world: GaussianConfig, patch_size: int, ratio: float, code_dim: int | None,
-    units: tuple[str, ...] = (REGION, PATCH, STRADDLED, CELL),
+    units: tuple[str, ...] = (REGION, PATCH, STRADDLED, CELL), starts: int = 2,
 ) -> dict[str, dict[str, float]]:  # fmt: skip
-    """unit -> {level: share} of the exact optimum at code width ``code_dim``."""
+    """unit -> {level: share} of the exact optimum at code width ``code_dim`` (the best of
+    ``starts`` solver starts)."""
     gw = gaussian_world(world)
     laws = unit_laws(world, patch_size, ratio)
     out = {}
     for unit in units:
-        opt = linear_optimum(gw.covariance, laws[unit], code_dim)
+        opt = linear_optimum(gw.covariance, laws[unit], code_dim, starts=starts)
         shares = latent_shares(opt.weights, gw, laws[unit])
         out[unit] = {level: float(v.sum()) for level, v in shares.items()}
     return out
 
 
-def kong_point(world: GaussianConfig, patch_size: int, ratio: float, code_dim: int) -> KongPoint:
-    shares = exact_shares(world, patch_size, ratio, code_dim)
+def kong_point(
+    world: GaussianConfig, patch_size: int, ratio: float, code_dim: int, with_cells: bool = True,
+    starts: int = 2,
+) -> KongPoint:  # fmt: skip
+    units = REGION_UNITS + ((CELL,) if with_cells else ())
+    shares = exact_shares(world, patch_size, ratio, code_dim, units, starts)
     return KongPoint(
         world.pixel_noise, world.region_noise_std, world.cell_noise_std, code_dim,
         {u: shares[u][REGION_NOISE] for u in REGION_UNITS},
-        {u: shares[u][CELL_NOISE] for u in CELL_UNITS},
+        {u: shares[u][CELL_NOISE] for u in CELL_UNITS if u in shares},
     )  # fmt: skip
 
 
@@ -103,12 +111,15 @@ def kong_map(
     code_dims: tuple[int, ...],
     patch_size: int = 2,
     ratio: float = 0.75,
+    with_cells: bool = False,
+    starts: int = 1,
 ) -> list[KongPoint]:
-    """Kong's contrast over pixel noise x (s_r, s_c) noise scales x code width, exactly."""
+    """Kong's contrast over pixel noise x (s_r, s_c) noise scales x code width, exactly (one
+    solver start per point by default: the map's cost; the rows use two)."""
     points = []
     for noise, (s_r, s_c), k in itertools.product(pixel_noises, noise_scales, code_dims):
         world = base.model_copy(
             update={"pixel_noise": noise, "region_noise_std": s_r, "cell_noise_std": s_c}
         )
-        points.append(kong_point(world, patch_size, ratio, k))
+        points.append(kong_point(world, patch_size, ratio, k, with_cells, starts))
     return points

@@ -64,7 +64,9 @@ def decoder_step(p: AtomProblem, e: np.ndarray) -> tuple[np.ndarray, float]:
     own = np.einsum("kum,umn,jun->ukj", eu, p.second_blocks, eu)  # E_u C_uu E_u^T
     g = (ec @ e.T)[None] - mixed - mixed.transpose(0, 2, 1) + own  # (U, k, k) = E A_u E^T
     r = (e @ p.cross).reshape(k, u, size).transpose(1, 0, 2)  # (U, k, m) = E B_u
-    solved = np.linalg.solve(g, r)
+    # a relative ridge far below any effect keeps a code with a dead direction solvable
+    scale = np.trace(g, axis1=1, axis2=2)[:, None, None] / k
+    solved = np.linalg.solve(g + 1e-12 * scale * np.eye(k), r)
     return solved.transpose(0, 2, 1), float(-(r * solved).sum())
 
 
@@ -93,8 +95,10 @@ def encoder_step(p: AtomProblem, e: np.ndarray, decoder_blocks: np.ndarray) -> n
     by the normal equations' leading term S E C."""
     apply, rhs, s_total = _normal_equations(p, decoder_blocks)
 
-    def precondition(r: np.ndarray) -> np.ndarray:
-        return np.linalg.solve(s_total, r) @ p.second_inv
+    ridge = 1e-12 * np.trace(s_total) / len(s_total) * np.eye(len(s_total))
+
+    def precondition(r: np.ndarray) -> np.ndarray:  # a ridge: a dead code direction is free
+        return np.linalg.solve(s_total + ridge, r) @ p.second_inv
 
     x, r = e, rhs - apply(e)
     z = precondition(r)
@@ -104,7 +108,10 @@ def encoder_step(p: AtomProblem, e: np.ndarray, decoder_blocks: np.ndarray) -> n
         if np.linalg.norm(r) <= 1e-12 * scale:
             break
         a_step = apply(step)
-        alpha = rz / float((step * a_step).sum())
+        curvature = float((step * a_step).sum())
+        if curvature <= 0.0:  # only free directions left: the loss is flat along them
+            break
+        alpha = rz / curvature
         x, r = x + alpha * step, r - alpha * a_step
         z = precondition(r)
         rz_new = float((r * z).sum())
