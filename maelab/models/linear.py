@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from maelab.masking import mask_from_noise
+from maelab.masking import Mask, mask_from_noise
 from maelab.models.mae import init_generator, patchify
 
 LINEAR_KIND = "linear"
@@ -110,17 +110,30 @@ class LinearMAE(nn.Module):
         grid = mask.view(-1, 1, g, g)
         return grid.repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)
 
-    def forward_encoder(
-        self, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Code (N, 1, k) of the zero-filled image, mask (N, L), ids_restore (N, L)."""
-        n = imgs.shape[0]
+    def make_mask(
+        self, n: int, mask_ratio: float, noise: torch.Tensor | None = None,
+        mask: Mask | None = None, device: torch.device | str = "cpu",
+    ) -> Mask:  # fmt: skip
+        """The mask of a batch: `mask` as given, else the official argsort of `noise` (uniform
+        noise drawn here when None) at `mask_ratio` (as the ViT MAE)."""
+        if mask is not None:
+            if noise is not None:
+                raise ValueError("give the mask as noise or as a Mask, not both")
+            return mask.to(device)
         if noise is None:
-            noise = torch.rand(n, self.arch.num_patches, device=imgs.device)
-        _, mask, ids_restore = mask_from_noise(noise.to(imgs.device), mask_ratio)
-        mask = mask.to(imgs.dtype)
-        visible = imgs * (1.0 - self.pixel_mask(mask))  # (N, C, H, W), removed patches zero
-        return self.encoder(visible.reshape(n, -1)).unsqueeze(1), mask, ids_restore
+            noise = torch.rand(n, self.arch.num_patches, device=device)
+        return mask_from_noise(noise.to(device), mask_ratio)
+
+    def forward_encoder(
+        self, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None,
+        mask: Mask | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Code (N, 1, k) of the zero-filled image, mask (N, L) 1 = removed, ids_restore (N, L)."""
+        n = imgs.shape[0]
+        m = self.make_mask(n, mask_ratio, noise, mask, device=imgs.device)
+        removed = m.removed.to(imgs.dtype)
+        visible = imgs * (1.0 - self.pixel_mask(removed))  # (N, C, H, W), removed patches zero
+        return self.encoder(visible.reshape(n, -1)).unsqueeze(1), removed, m.ids_restore
 
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """Code (N, 1, k) -> per-patch predictions (N, L, p*p*C) of the whole image."""
@@ -144,11 +157,13 @@ class LinearMAE(nn.Module):
         return (loss * counted).sum() / counted.sum().clamp_min(1.0)
 
     def forward(
-        self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        latent, mask, ids_restore = self.forward_encoder(imgs, mask_ratio, noise)
+        self, imgs: torch.Tensor, mask_ratio: float = 0.75, noise: torch.Tensor | None = None,
+        mask: Mask | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """`loss, pred, mask` as the ViT MAE; `mask` (a `Mask`) replaces ratio and noise."""
+        latent, removed, ids_restore = self.forward_encoder(imgs, mask_ratio, noise, mask)
         pred = self.forward_decoder(latent, ids_restore)
-        return self.forward_loss(imgs, pred, mask), pred, mask
+        return self.forward_loss(imgs, pred, removed), pred, removed
 
     def encode(self, imgs: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """The code of the whole image, nothing removed: (N, 1, k)."""

@@ -78,9 +78,9 @@ def test_bound_row_fails_below_the_bound_and_far_above_it() -> None:
 class LeakingLinearMAE(LinearMAE):
     """A pipeline bug: the encoder reads the whole image, removed patches included."""
 
-    def forward_encoder(self, imgs, mask_ratio, noise=None):  # type: ignore[no-untyped-def]
-        code, mask, ids_restore = super().forward_encoder(imgs, mask_ratio, noise)
-        return self.encode(imgs), mask, ids_restore
+    def forward_encoder(self, imgs, mask_ratio, noise=None, mask=None):  # type: ignore[no-untyped-def]
+        _, removed, ids_restore = super().forward_encoder(imgs, mask_ratio, noise, mask)
+        return self.encode(imgs), removed, ids_restore
 
 
 def _fit(model: LinearMAE, steps: int = 150) -> LinearMAE:

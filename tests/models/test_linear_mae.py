@@ -21,7 +21,7 @@ def test_forward_matches_a_hand_computation() -> None:
     noise = torch.rand(3, 16)
     loss, pred, mask = model(x, 0.75, noise)
     assert pred.shape == (3, 16, 4) and mask.shape == (3, 16)
-    _, ref_mask, _ = mask_from_noise(noise, 0.75)
+    ref_mask = mask_from_noise(noise, 0.75).removed.float()
     assert torch.equal(mask, ref_mask)
     keep = (1 - ref_mask).view(3, 1, 4, 4).repeat_interleave(2, 2).repeat_interleave(2, 3)
     w = model.end_to_end()
@@ -29,6 +29,16 @@ def test_forward_matches_a_hand_computation() -> None:
     assert torch.allclose(pred, patchify(out, 2), atol=1e-6)
     per_patch = (pred - patchify(x, 2)).pow(2).mean(-1)
     assert torch.allclose(loss, (per_patch * mask).sum() / mask.sum())
+
+
+def test_a_mask_value_replaces_ratio_and_noise() -> None:
+    model = LinearMAE(LinearArch(img_size=8, patch_size=2, code_dim=5), init_seed=0)
+    x, noise = torch.randn(3, 1, 8, 8), torch.rand(3, 16)
+    by_noise = model(x, 0.5, noise)
+    by_mask = model(x, mask=mask_from_noise(noise, 0.5))
+    assert all(torch.equal(a, b) for a, b in zip(by_noise, by_mask, strict=True))
+    with pytest.raises(ValueError, match="not both"):
+        model(x, 0.5, noise, mask=mask_from_noise(noise, 0.5))
 
 
 def test_loss_on_all_counts_every_patch() -> None:

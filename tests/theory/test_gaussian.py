@@ -45,7 +45,7 @@ def sampled(world: GaussianConfig, mask: MaskConfig, patch: int, n: int, seed: i
 
 def removed_pixels(noise: torch.Tensor, ratio: float, size: int, patch: int) -> np.ndarray:
     """(n, D) bool: the pixels maelab's mask removes."""
-    removed = mask_from_noise(noise, ratio)[1].bool().numpy()
+    removed = mask_from_noise(noise, ratio).removed.numpy()
     return removed[:, patch_of_pixel(size, patch)]
 
 

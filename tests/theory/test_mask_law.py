@@ -17,7 +17,7 @@ def drawn_pixel_masks(mask: MaskConfig, size: int, patch: int, n: int) -> np.nda
     """(n, D) bool pixel masks (True = removed) from maelab's own masking."""
     grid = size // patch
     noise = mask_noise_for(mask, n, MaskGeometry(grid, patch), torch.Generator().manual_seed(0))
-    removed = mask_from_noise(noise, mask.ratio)[1].bool().numpy()  # (n, L)
+    removed = mask_from_noise(noise, mask.ratio).removed.numpy()  # (n, L)
     return removed[:, patch_of_pixel(size, patch)]
 
 
