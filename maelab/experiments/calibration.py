@@ -127,13 +127,16 @@ def linear_jobs(
     return jobs
 
 
-def kong_jobs(budget: Budget, worlds: dict[str, tuple[GaussianConfig, int]]) -> list[LinearJob]:
-    return [
-        LinearJob(f"kong-{name}-{unit}", world, mask, KONG_PATCH, k, budget.rank_steps,
-                  budget.batch, budget.rank_lr)
+KongJobs = dict[tuple[str, str], LinearJob]  # (world, unit) -> its run
+
+
+def kong_jobs(budget: Budget, worlds: dict[str, tuple[GaussianConfig, int]]) -> KongJobs:
+    return {
+        (name, unit): LinearJob(f"kong-{name}-{unit}", world, mask, KONG_PATCH, k,
+                                budget.rank_steps, budget.batch, budget.rank_lr)
         for name, (world, k) in worlds.items()
         for unit, mask in unit_masks(world, KONG_PATCH, KONG_RATIO).items()
-    ]  # fmt: skip
+    }  # fmt: skip
 
 
 def law_of(job: LinearJob) -> MaskLaw:
@@ -194,7 +197,7 @@ def run_calibration(
     kong = kong_jobs(budget, worlds)
     vit = VitJob("vit", STATIONARY, VIT_MASK, VIT_PATCH, budget.vit_steps, budget.vit_batch,
                  budget.vit_lr)  # fmt: skip
-    runs = run_jobs([*linear, *kong, vit], out / "runs", workers,
+    runs = run_jobs([*linear, *kong.values(), vit], out / "runs", workers,
                     lambda: exact_answers(linear, worlds, with_map and not quick))  # fmt: skip
     trained, ex = runs.results, runs.waited
     rows, curves = linear_rows(linear, trained, ex)
@@ -297,16 +300,17 @@ def _falls(line: list[tuple[str, float]], what: str) -> list[str]:
     ]
 
 
-def kong_rows(jobs: list[LinearJob], worlds: dict[str, tuple[GaussianConfig, int]],
-              trained: dict, ex: Exact) -> list[CalibrationRow]:  # fmt: skip
+def kong_rows(
+    jobs: KongJobs, worlds: dict[str, tuple[GaussianConfig, int]], trained: dict, ex: Exact
+) -> list[CalibrationRow]:
     rows = []
     for name, (world, k) in worlds.items():
         gw = gaussian_world(world)
         treated = {}
-        for job in (j for j in jobs if j.name.startswith(f"kong-{name}-")):
-            unit = job.name.removeprefix(f"kong-{name}-")
-            shares = latent_shares(trained[job.name], gw, law_of(job))
-            treated[unit] = {level: float(v.sum()) for level, v in shares.items()}
+        for (world_name, unit), job in jobs.items():
+            if world_name == name:
+                shares = latent_shares(trained[job.name], gw, law_of(job))
+                treated[unit] = {level: float(v.sum()) for level, v in shares.items()}
         note = (f"pixel noise {world.pixel_noise:g}, s_r {world.region_noise_std:g}, "
                 f"s_c {world.cell_noise_std:g}, k {k}")  # fmt: skip
         rows.append(kong_row(name, treated, ex.kong[name], SHARE_FRACTION, (note,)))
