@@ -54,6 +54,7 @@ COLLAPSE_FIGURE = "collapse.png"
 ANALYSIS_DIR = "analysis"
 FINETUNE_DIR = "finetune"
 STUDY_FILE = "study.json"  # a demo folder: derived predictions, undecided rows, curves
+CALIBRATION_DIR = "calibration"  # a demo folder: maelab calibrate's folder (verdicts, figures)
 TEMP_SUFFIX = ".tmp"
 
 

@@ -236,6 +236,23 @@ def _values(values: Sequence[float], name: str) -> np.ndarray:
     return a
 
 
+# ---------------------------------------------------------------- one value against an exact answer
+EXACT_METHOD = (
+    "one measurement against an exact answer (calibration): effect = measured - exact, no "
+    "interval (the interval is the point); the row agrees when |effect| is within its margin, "
+    "the tolerance fixed before the run"
+)
+
+
+def exact_effect(values: Sequence[float], level: float = 0.95) -> PairedEffect:
+    """The effect of one deviation from an exact answer: the point is its own interval."""
+    v = _values(values, "values")
+    if v.size != 1:
+        raise ValueError(f"an exact comparison holds one value, got {v.size}")
+    x = float(v[0])
+    return PairedEffect(x, x, x, 1, 0.0, level, math.nan)
+
+
 # ---------------------------------------------------------------- one checkpoint: bootstrap
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0  # fixed: the same differences always give the same interval

@@ -1,14 +1,20 @@
-"""The study's verdicts as records, and `verdicts.json` (schema 1): build, write, read, validate.
+"""The study's verdicts as records, and `verdicts.json` (schema 2): build, write, read, validate.
 
-    {"schema": 1, "commit": str, "config_hash": str, "ci_method": str,
+    {"schema": 2, "commit": str, "config_hash": str, "ci_method": str,
      "regime": [{"condition": str, "encoder": float, "pixels": float, "random": float,
                  "ci": [lo, hi]}],                              # ci of encoder - random
-     "verdicts": [{"paper": str, "claim": str, "kind": "prediction" | "instrument",
+     "verdicts": [{"paper": str, "claim": str,
+                   "kind": "prediction" | "instrument" | "calibration",
                    "outcome": "agrees" | "disagrees" | "inconclusive" | "regime not reached",
                    "effect": float, "ci": [lo, hi], "n_seeds": int, "per_seed": [float],
                    "control": float (where a control exists), "min_detectable": float,
                    "predicted": "increase" | "decrease" | "differs" | "none", "margin": float,
-                   "level": float, "p_holm": float}]}  # control and the last four: optional
+                   "level": float, "p_holm": float,
+                   "expected": outcome, "exact": float}]}  # control and the last six: optional
+
+Schema 2 adds the calibration kind (`maelab calibrate`: a measurement against an exact answer,
+effect = measured - exact, `exact` the answer, `expected` the outcome the row must have); files
+of schema 1 still read.
 
 A number that does not exist (the interval of a single seed) is written as null. Instrument
 checks (a probe reading a control latent as zero, a regulariser doing what it optimises) are
@@ -29,6 +35,7 @@ from typing import Any
 from maelab import stats
 from maelab.run_folder import VERDICTS_FILE, write_json_atomic
 from maelab.verdicts_schema import (
+    CALIBRATION,
     INSTRUMENT,
     KINDS,
     PREDICTION,
@@ -38,7 +45,7 @@ from maelab.verdicts_schema import (
     validate,
 )
 
-__all__ = ["INSTRUMENT", "KINDS", "PREDICTION", "SCHEMA", "VERDICTS_FILE", "VerdictsError",
+__all__ = ["CALIBRATION", "INSTRUMENT", "KINDS", "PREDICTION", "SCHEMA", "VERDICTS_FILE", "VerdictsError",
            "validate"]  # fmt: skip
 
 
@@ -80,13 +87,15 @@ class VerdictRecord:
     margin: float | None = None
     level: float | None = None  # confidence level of `ci`
     p_holm: float | None = None  # Holm-adjusted p-value (prediction rows)
+    expected: str | None = None  # the outcome the row must have (calibration rows)
+    exact: float | None = None  # the exact answer the measurement is compared with
 
     @classmethod
     def from_json(cls, v: dict[str, Any]) -> VerdictRecord:
         """A stored row read back as it was decided (null numbers become NaN); `decide_table`
         is the only place that makes a new one."""
         optional = {
-            k: v.get(k) if k == "predicted" else _opt_num(v.get(k)) for k in VERDICT_OPTIONAL
+            k: v.get(k) if k in _TEXT_FIELDS else _opt_num(v.get(k)) for k in VERDICT_OPTIONAL
         }
         return cls(
             paper=v["paper"],
@@ -156,6 +165,8 @@ class Row:
     kind: str = PREDICTION
     regime_reached: bool = True
     control: float | None = None
+    expected: str | None = None  # the outcome the row must have (calibration rows)
+    exact: float | None = None  # the exact answer (calibration rows: per_seed = measured - exact)
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,7 @@ class Sampling:
 
 OVER_SEEDS = Sampling(stats.paired_effect, stats.CI_METHOD, per_seed=True)
 OVER_IMAGES = Sampling(stats.bootstrap_effect, stats.BOOTSTRAP_CI_METHOD, per_seed=False)
+EXACT = Sampling(stats.exact_effect, stats.EXACT_METHOD, per_seed=True)  # one value vs an answer
 
 
 def decide_table(
@@ -181,7 +193,8 @@ def decide_table(
     the Holm-adjusted level (`stats.holm_levels`) and its Holm-adjusted p-value. Instrument rows
     and rows whose regime was not reached keep the unadjusted 1 - alpha level. `sampling` says
     how a row's paired values give an interval and p-value at a level: Student t over seeds
-    (`OVER_SEEDS`), or a bootstrap over the images of one checkpoint (`OVER_IMAGES`).
+    (`OVER_SEEDS`), a bootstrap over the images of one checkpoint (`OVER_IMAGES`), or one
+    measurement against an exact answer (`EXACT`, calibration rows).
     """
     effect = sampling.effect
     for i, row in enumerate(rows):
@@ -218,6 +231,8 @@ def decide_table(
                 margin=float(row.margin),
                 level=level,
                 p_holm=float(adjusted[i]) if i in adjusted else None,
+                expected=row.expected,
+                exact=row.exact,
             )
         )
     return out
@@ -296,6 +311,9 @@ def read_verdicts(path: str | Path) -> Verdicts:
     return Verdicts.from_json(obj)
 
 
+_TEXT_FIELDS = ("predicted", "expected")  # optional fields that hold words, not numbers
+
+
 def _pair(ci: list[float | None]) -> tuple[float, float]:
     return (_num(ci[0]), _num(ci[1]))
 
@@ -337,5 +355,5 @@ def _verdict_json(v: VerdictRecord) -> dict[str, Any]:
     for key in VERDICT_OPTIONAL:
         value = getattr(v, key)
         if value is not None:
-            obj[key] = value if key == "predicted" else _finite_or_none(value)
+            obj[key] = value if key in _TEXT_FIELDS else _finite_or_none(value)
     return obj

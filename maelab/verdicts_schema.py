@@ -1,4 +1,4 @@
-"""The schema of `verdicts.json` (version 1): one check per field, each failure naming the field.
+"""The schema of `verdicts.json` (version 2; version 1 files still read): one check per field, each failure naming the field.
 
 `maelab.verdicts` builds, writes and reads the file; this module only says whether an object
 follows the schema (the layout is in maelab.verdicts' docstring and docs/theory.md).
@@ -12,9 +12,11 @@ from typing import Any
 
 from maelab import stats
 
-SCHEMA = 1
+SCHEMA = 2
+READABLE_SCHEMAS = (1, 2)  # version 2 adds the calibration kind and `expected` / `exact`
 PREDICTION, INSTRUMENT = "prediction", "instrument"  # a paper's claim / a check of the tools
-KINDS: tuple[str, ...] = (PREDICTION, INSTRUMENT)
+CALIBRATION = "calibration"  # the pipeline against an exact answer (maelab calibrate)
+KINDS: tuple[str, ...] = (PREDICTION, INSTRUMENT, CALIBRATION)
 
 
 class VerdictsError(ValueError):
@@ -27,14 +29,18 @@ _REGIME = ("condition", "encoder", "pixels", "random", "ci")
 _VERDICT = (
     "paper", "claim", "kind", "outcome", "effect", "ci", "n_seeds", "per_seed", "min_detectable",
 )  # fmt: skip
-VERDICT_OPTIONAL = ("control", "predicted", "margin", "level", "p_holm")
+VERDICT_OPTIONAL = ("control", "predicted", "margin", "level", "p_holm", "expected", "exact")
+# expected: the outcome the row must have (a calibration row misses when it differs);
+# exact: the exact answer a calibration row's measurement is compared with
 
 
 def validate(obj: Any) -> None:
     """Raise VerdictsError with a one-line message naming the first bad field."""
     _require_object(obj, "verdicts.json", _TOP, ())
-    if obj["schema"] != SCHEMA or isinstance(obj["schema"], bool):
-        raise VerdictsError(f"schema: expected {SCHEMA}, got {obj['schema']!r}")
+    if obj["schema"] not in READABLE_SCHEMAS or isinstance(obj["schema"], bool):
+        raise VerdictsError(
+            f"schema: expected one of {', '.join(map(str, READABLE_SCHEMAS))}, got {obj['schema']!r}"
+        )
     for key in ("commit", "config_hash", "ci_method"):
         _string(obj[key], key)
     for name, items, check in (
@@ -80,11 +86,13 @@ def _check_verdict(v: Any, where: str) -> None:
     if lo is not None and hi is not None and not lo <= v["effect"] <= hi:
         raise VerdictsError(f"{where}.ci: [{lo}, {hi}] does not contain effect {v['effect']}")
     _number(v["min_detectable"], f"{where}.min_detectable")
-    for key in ("control", "margin", "level", "p_holm"):
+    for key in ("control", "margin", "level", "p_holm", "exact"):
         if v.get(key) is not None:
             _number(v[key], f"{where}.{key}")
     if v.get("predicted") is not None:
         _choice(v["predicted"], stats.PREDICTIONS, f"{where}.predicted")
+    if v.get("expected") is not None:
+        _choice(v["expected"], stats.OUTCOMES, f"{where}.expected")
 
 
 def _require_object(obj: Any, where: str, required: Sequence[str], optional: Sequence[str]) -> None:

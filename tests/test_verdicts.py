@@ -1,4 +1,4 @@
-"""Verdict records, deciding a table, verdicts.json (schema 1) and its validator."""
+"""Verdict records, deciding a table, verdicts.json (schema 2; schema-1 files still read) and its validator."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_write_read_round_trip(tmp_path: Path) -> None:
     assert verdicts.read_verdicts(tmp_path / "demo") == v
     obj = json.loads(path.read_text())
     assert list(obj) == ["schema", "commit", "config_hash", "ci_method", "regime", "verdicts"]
-    assert obj["schema"] == 1 and obj["ci_method"] == stats.CI_METHOD
+    assert obj["schema"] == 2 and obj["ci_method"] == stats.CI_METHOD
     assert "control" not in obj["verdicts"][0]
     assert not list(path.parent.glob("*.tmp"))  # atomic writer left no temp file
 
@@ -145,7 +145,7 @@ def _bad(edit) -> dict:
     "edit,field",
     [
         (lambda o: o.pop("commit"), "verdicts.json.commit: missing"),
-        (lambda o: o.update(schema=2), "schema"),
+        (lambda o: o.update(schema=3), "schema"),
         (lambda o: o.update(schema=True), "schema"),
         (lambda o: o.update(extra=1), "verdicts.json.extra: unknown field"),
         (lambda o: o.update(config_hash=5), "config_hash"),

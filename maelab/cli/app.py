@@ -10,6 +10,7 @@ from collections.abc import Callable
 from maelab.cli import (
     analyze,
     bench,
+    calibrate,
     datasets,
     demo,
     export,
@@ -32,6 +33,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     report.add,
     demo.add,
     analyze.add,
+    calibrate.add,
     bench.add,
     export.add,
 ]

@@ -41,6 +41,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from maelab.experiments.calibration_verdicts import misses
     from maelab.experiments.decide import format_decision
     from maelab.experiments.demo import run_demo
     from maelab.verdicts import VERDICTS_FILE, summary
@@ -49,6 +50,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     res = run_demo(
         cfg, args.overrides, quick=args.quick, out=args.out, quiet=args.quiet, full=args.full
     )
+    if res.calibration is not None:
+        missed = misses(res.calibration)
+        rows = len(res.calibration.verdicts)
+        print(
+            f"calibration: {rows - len(missed)} of {rows} rows reproduce their exact answers"
+            + (f"; MISSED: {', '.join(v.claim for v in missed[:3])}" if missed else "")
+        )
     print(format_decision(res.decision))
     counts = summary(res.decision.verdicts)
     print(

@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from maelab import verdicts as vd
 from maelab.config import Strict, build_config, deep_merge, parse_overrides, read_yaml
 from maelab.errors import ConfigError
+from maelab.experiments.calibration import run_calibration
+from maelab.experiments.calibration_verdicts import write_calibration_verdicts
 from maelab.experiments.decide import Decision, as_json, decide
 from maelab.experiments.declaration import Study
 from maelab.experiments.measurements import Measurements, read_measurements
@@ -31,7 +33,7 @@ from maelab.experiments.study_readout import latent_dimension
 from maelab.experiments.sweep import SweepResult, run_sweep
 from maelab.metric_names import EFFECTIVE_RANK
 from maelab.report import Report, build_report
-from maelab.run_folder import REPORT_FILE, STUDY_FILE, write_json_atomic
+from maelab.run_folder import CALIBRATION_DIR, REPORT_FILE, STUDY_FILE, write_json_atomic
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 WORLD_CONFIG = CONFIG_DIR / "study_world.yaml"
@@ -49,6 +51,9 @@ class DemoSettings(Strict):
         str, int | None
     ] = {}  # condition -> run on the first N seeds only (None: all)
     real: str | None = None  # a demo YAML --full runs as well, into OUT/real (real images)
+    calibration: Literal["full", "quick", "off"] = (
+        "full"  # `maelab calibrate` first, OUT/calibration
+    )
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Part:
 class DemoPlan:
     world: Part
     real: Part | None = None  # `--full`'s real-image part
+    settings: DemoSettings = field(default_factory=DemoSettings)
 
 
 @dataclass
@@ -85,6 +91,22 @@ class DemoResult:
     decision: Decision
     seconds: float
     stages: dict[str, float] = field(default_factory=dict)
+    calibration: vd.Verdicts | None = None  # None: the demo's budget turned it off
+
+
+# ---------------------------------------------------------------- calibrate
+def calibrate_demo(plan: DemoPlan, say: Callable[[str], None]) -> vd.Verdicts | None:
+    """Known answers first (`maelab calibrate` into OUT/calibration); a folder that holds its
+    verdicts already is kept, as finished runs are."""
+    mode = plan.settings.calibration
+    if mode == "off":
+        return None
+    out = plan.world.plan.dir / CALIBRATION_DIR
+    if (out / vd.VERDICTS_FILE).is_file():
+        return vd.read_verdicts(out)
+    say(f"demo: calibration on Gaussian worlds with exact answers in {out}")
+    result = run_calibration(out, quick=mode == "quick", workers=plan.world.plan.settings.workers)
+    return write_calibration_verdicts(result)[1]
 
 
 # ---------------------------------------------------------------- plan
@@ -138,11 +160,9 @@ def plan_demo(
     overrides = list(overrides or [])
     tree = demo_tree([str(WORLD_CONFIG), str(config or DEMO_CONFIG)], overrides, quick, full)
     world = plan_part(WORLD_FULL if full else WORLD, tree, out)
-    real = None
-    if full:
-        real = plan_real(build_config(tree.get("demo") or {}, DemoSettings), world.plan.dir,
-                         overrides, quick)  # fmt: skip
-    return DemoPlan(world, real)
+    settings = build_config(tree.get("demo") or {}, DemoSettings)
+    real = plan_real(settings, world.plan.dir, overrides, quick) if full else None
+    return DemoPlan(world, real, settings)
 
 
 def plan_real(
@@ -253,7 +273,9 @@ def run_demo(
     t0 = time.time()
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     plan = plan_demo(config, overrides, quick, out, full)
-    stages = sweep_demo(plan, say, quiet)
+    calibration = calibrate_demo(plan, say)
+    stages = {"calibration": time.time() - t0}
+    stages.update(sweep_demo(plan, say, quiet))
     t1 = time.time()
     decided = decide_demo(plan)
     write_demo(plan, decided)
@@ -262,4 +284,5 @@ def run_demo(
     report = build_report(plan.world.plan.dir, plan.world.plan.dir / REPORT_FILE,
                           title="maelab demo")  # fmt: skip
     stages["report"] = time.time() - t1 - stages["verdicts"]
-    return DemoResult(plan.world.plan.dir, report, decided.decision, time.time() - t0, stages)
+    return DemoResult(plan.world.plan.dir, report, decided.decision, time.time() - t0, stages,
+                      calibration)  # fmt: skip
