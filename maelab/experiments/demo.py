@@ -51,9 +51,8 @@ class DemoSettings(Strict):
         str, int | None
     ] = {}  # condition -> run on the first N seeds only (None: all)
     real: str | None = None  # a demo YAML --full runs as well, into OUT/real (real images)
-    calibration: Literal["full", "quick", "off"] = (
-        "full"  # `maelab calibrate` first, OUT/calibration
-    )
+    # `maelab calibrate` first, into OUT/calibration (quick: a small grid; skip: none)
+    calibration: Literal["full", "quick", "skip"] = "full"
 
 
 @dataclass
@@ -99,7 +98,7 @@ def calibrate_demo(plan: DemoPlan, say: Callable[[str], None]) -> vd.Verdicts | 
     """Known answers first (`maelab calibrate` into OUT/calibration); a folder that holds its
     verdicts already is kept, as finished runs are."""
     mode = plan.settings.calibration
-    if mode == "off":
+    if mode == "skip":
         return None
     out = plan.world.plan.dir / CALIBRATION_DIR
     if (out / vd.VERDICTS_FILE).is_file():

@@ -75,3 +75,26 @@ def test_calibrate_exits_1_when_a_row_misses(
     assert vd.read_verdicts(tmp_path / "cal").verdicts[1].outcome == (
         "disagrees" if code else "agrees"
     )
+
+
+def test_the_demo_calibrates_first_into_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maelab.experiments import demo
+
+    calls: list[tuple[str, bool]] = []
+
+    def fake(out: Path, quick: bool = False, workers: int = 2) -> CalibrationResult:
+        calls.append((str(out), quick))
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return _result(Path(out), 0.702)
+
+    monkeypatch.setattr(demo, "run_calibration", fake)
+    plan = demo.plan_demo(quick=True, out=str(tmp_path / "d"), overrides=["demo.calibration=quick"])
+    first = demo.calibrate_demo(plan, lambda msg: None)
+    assert calls == [(str(tmp_path / "d" / "calibration"), True)]
+    assert first is not None and not misses(first)
+    again = demo.calibrate_demo(plan, lambda msg: None)  # kept, as finished runs are
+    assert len(calls) == 1 and again == vd.read_verdicts(tmp_path / "d" / "calibration")
+    off = demo.plan_demo(quick=True, out=str(tmp_path / "e"))  # --quick turns it off
+    assert off.settings.calibration == "skip" and demo.calibrate_demo(off, print) is None
