@@ -16,6 +16,7 @@ A pretraining run, a sweep and an evaluation all write into folders of this shap
     RUN/finetune/             `maelab finetune`: a run folder of its own (finetune.json, ...)
     SWEEP/sweep.json          a sweep's manifest; SWEEP/baselines/ its random / pixel rows
     SWEEP/report.html         the report
+    DIR/calibration.json      `maelab calibrate` (a demo: STUDY/calibration/calibration.json)
 
 Every JSON result is written through `write_json_atomic`: a crash never leaves half a file.
 """
@@ -54,6 +55,7 @@ COLLAPSE_FIGURE = "collapse.png"
 ANALYSIS_DIR = "analysis"
 FINETUNE_DIR = "finetune"
 STUDY_FILE = "study.json"  # a demo folder: derived predictions, undecided rows, curves
+CALIBRATION_FILE = "calibration.json"  # the calibration's rows, curves and figure paths
 CALIBRATION_DIR = "calibration"  # a demo folder: maelab calibrate's folder (verdicts, figures)
 TEMP_SUFFIX = ".tmp"
 
@@ -95,6 +97,8 @@ class RunFolder:
     collapse_result = property(lambda self: self.root / COLLAPSE_FILE)
     analysis = property(lambda self: self.root / ANALYSIS_DIR)
     finetune_run = property(lambda self: self.root / FINETUNE_DIR)
+    calibration_result = property(lambda self: self.root / CALIBRATION_FILE)
+    calibration = property(lambda self: self.root / CALIBRATION_DIR)
 
     def status(self) -> str:
         """'done' (done.json), 'partial' (a checkpoint or a config exists) or 'new'."""

@@ -34,7 +34,7 @@ from maelab.experiments.calibration_rows import (
     trainer_row,
 )
 from maelab.experiments.calibration_train import LinearJob, VitJob, VitOutcome, run_jobs
-from maelab.run_folder import write_json_atomic
+from maelab.run_folder import CALIBRATION_FILE, write_json_atomic
 from maelab.theory.gaussian import (
     bayes_bound,
     code_angle,
@@ -223,7 +223,7 @@ def run_calibration(
         **{f"run {name}": t for name, t in runs.seconds.items()},
     }  # fmt: skip
     result = CalibrationResult(tuple(rows), seconds, out, figures, ex.kong_map, outcome, timings)
-    write_json_atomic(out / "calibration.json", summary(result))
+    write_json_atomic(out / CALIBRATION_FILE, summary(result))
     return result
 
 

@@ -20,7 +20,7 @@ DEFAULT_TITLE = "maelab report"
 class Report:
     path: Path
     shown: list[ShownVerdicts] = field(default_factory=list)  # the verdicts.json rows on the page
-    kind: str = "sweep"  # "run" (one run folder) or "sweep"
+    kind: str = "sweep"  # "run" (one run folder), "sweep" or "calibration"
     sections: list[str] = field(default_factory=list)  # titles, in page order
 
     @property

@@ -2,8 +2,9 @@
 
 A sweep folder has `sweep.json` (points and their field values); a folder of run folders without
 one is read too (the fields that differ between their configs become the axes); a single run
-folder has `config.yaml` itself. Each run's config is validated (a folder whose config does not
-validate is skipped with a warning) and its model architecture resolved.
+folder has `config.yaml` itself; a calibration folder (`calibration.json`) may hold no run. Each
+run's config is validated (a folder whose config does not validate is skipped with a warning)
+and its model architecture resolved.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class Collected:
     """Everything the report needs from a folder."""
 
     root: Path
-    kind: str  # "run" or "sweep"
+    kind: str  # "run", "sweep" or "calibration" (a `maelab calibrate` folder: no runs)
     keys: list[str]  # the sweep axes (empty for one run)
     runs: list[RunRecord]
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -169,6 +170,8 @@ def collect(folder: str | Path) -> Collected:
     else:
         dirs = sorted(d for d in root.iterdir() if d.is_dir() and RunFolder(d).config.is_file())
         dirs = [d for d in dirs if d.name != BASELINE_DIR]
+        if not dirs and layout.calibration_result.is_file():  # `maelab calibrate`: no runs
+            return Collected(root, "calibration", [], [])
         if not dirs:
             raise FileNotFoundError(
                 f"'{root}' holds no run (no {CONFIG_FILE}) and no {MANIFEST_FILE}"

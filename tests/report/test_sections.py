@@ -32,7 +32,8 @@ def test_without_verdicts_the_page_shows_measurements_only(tmp_path):
     _fake_sweep(tmp_path)
     sections, body = build_sections(ReportContext.of(collect(tmp_path), tmp_path / "figs"))
     assert [s.id for s in sections] == SECTION_IDS  # no verdicts.json: no summary, no study
-    assert len(body) == len(SECTIONS) - 1 and not any(s.verdicts for s in sections)
+    # nor a calibration
+    assert len(body) == len(SECTIONS) - 2 and not any(s.verdicts for s in sections)
 
 
 def test_a_verdicts_file_brings_the_summary_after_the_overview(tmp_path):

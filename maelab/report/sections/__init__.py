@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from maelab.report.context import ReportContext, SectionBuilder
 from maelab.report.page import SUMMARY_ID, Section
-from maelab.report.sections import cao, kong, run_story, runs, study, zhang
+from maelab.report.sections import calibration, cao, kong, run_story, runs, study, zhang
 from maelab.report.sections.summary import verdicts_section
 
 SECTIONS: list[SectionBuilder] = [
     runs.overview_section,
+    calibration.calibration_section,
     study.study_section,
     runs.training_section,
     runs.reconstructions_section,
@@ -25,7 +26,8 @@ SECTIONS: list[SectionBuilder] = [
 ]
 SUMMARY_AFTER = "overview"
 # the ids of a full report (a sweep with every kind of run), in page order; a folder with a
-# verdicts.json also has the summary after the overview, and a demo folder the study section
+# verdicts.json also has the summary after the overview, and a demo folder the calibration and
+# the study sections
 SECTION_IDS = ["overview", "training", "reconstructions", "probes", "identifiability", "collapse",
                "cao"]  # fmt: skip
 
@@ -34,6 +36,8 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], list[Section]]:
     """(the page's sections in order, the sections without the summary)."""
     if ctx.collected.kind == "run":  # one run: what its files hold, nothing decided here
         return (page := [s for b in run_story.RUN_SECTIONS if (s := b(ctx)) is not None]), page
+    if ctx.collected.kind == "calibration":  # no runs: the calibration's rows and figures only
+        return (page := [s for s in [calibration.calibration_section(ctx)] if s]), page
     body = [s for build in SECTIONS if (s := build(ctx)) is not None]
     if not any(s.verdicts for s in body):
         return body, body  # measurements only: no verdict column anywhere
