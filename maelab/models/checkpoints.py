@@ -2,8 +2,9 @@
 
 `load_checkpoint` reads any file (maelab runs, finetuned runs, official MAE layouts, a
 `model.init` file) with `weights_only=True`; `read_state_dict` unwraps the state dict;
-`load_pretrained` rebuilds a MaskedAutoencoder and its Config from a maelab run or an official
-layout. Writing checkpoints (atomic saves, resume state) is the engine's (`engine/checkpoint.py`).
+`load_pretrained` rebuilds the model (a MaskedAutoencoder, or a LinearMAE where the stored arch's
+`kind` is "linear") and its Config from a maelab run or an official layout. Writing checkpoints
+(atomic saves, resume state) is the engine's (`engine/checkpoint.py`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from pydantic import BaseModel, ValidationError
 
 from maelab.config import NOT_ARCH_FIELDS, Config, ModelConfig
 from maelab.errors import CheckpointError
+from maelab.models.linear import LINEAR_KIND, LinearArch, LinearMAE
 from maelab.models.mae import MAEArch, MaskedAutoencoder
 from maelab.models.official_arch import OfficialArch, infer_official_arch, is_official_layout
 
 StateDict = Mapping[str, torch.Tensor]
 CheckpointSource = StateDict | str | Path
 DECODER_PREFIXES = ("decoder_", "mask_token")
+Model = MaskedAutoencoder | LinearMAE
+# the stored arch's `kind` -> its arch and model (no `kind`: the ViT MAE)
+MODEL_KINDS: dict[str | None, tuple[type[MAEArch] | type[LinearArch], type[Model]]] = {
+    None: (MAEArch, MaskedAutoencoder),
+    LINEAR_KIND: (LinearArch, LinearMAE),
+}
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -94,9 +102,14 @@ def read_state_dict(source: CheckpointSource) -> dict[str, torch.Tensor]:
 
 
 def load_pretrained(
-    path: str | Path, map_location: str | torch.device = "cpu", need_decoder: bool = False
-) -> tuple[MaskedAutoencoder, Config]:
+    path: str | Path, map_location: str | torch.device = "cpu", need_decoder: bool = False,
+    linear_ok: bool = False,
+) -> tuple[Model, Config]:  # fmt: skip
     """Rebuild the model from the stored `arch`, load `model`, and parse the stored `config`.
+
+    A linear-MAE run (`model.kind=linear`) loads as a LinearMAE when the caller can use one
+    (`linear_ok`); otherwise it is refused in one line, since the caller needs the ViT MAE's
+    tokens and blocks.
 
     Official MAE checkpoints (`mae_pretrain_vit_*.pth`, `mae_visualize_vit_*.pth`) load too:
     their architecture is read from the weights, their config is `official_config_tree`.
@@ -122,7 +135,12 @@ def load_pretrained(
                 f"checkpoint '{path}' has a damaged '{key}' entry (not a mapping)"
             )
     arch = arch_from_state(state, path)
-    model = MaskedAutoencoder(arch)
+    if isinstance(arch, LinearArch) and not linear_ok:
+        raise CheckpointError(
+            f"checkpoint '{path}' holds a linear MAE (model.kind=linear); this command needs the "
+            "ViT MAE (its tokens and blocks), so it cannot use this run"
+        )
+    model = MODEL_KINDS[getattr(arch, "kind", None)][1](arch)  # type: ignore[arg-type]
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -234,10 +252,18 @@ def load_official(
     return model.to(map_location).eval(), cfg
 
 
-def arch_from_state(state: dict[str, Any], path: Path) -> MAEArch:
-    """The MAEArch stored in a checkpoint, validated."""
+def arch_from_state(state: dict[str, Any], path: Path) -> MAEArch | LinearArch:
+    """The arch stored in a checkpoint (a LinearArch where its `kind` says so), validated."""
+    stored = state["arch"]
+    kind = stored.get("kind") if isinstance(stored, Mapping) else None
+    if kind not in MODEL_KINDS:
+        known = ", ".join(repr(k) for k in MODEL_KINDS if k)
+        raise CheckpointError(
+            f"checkpoint '{path}' holds a model of kind {kind!r} this maelab does not know "
+            f"(known: {known} and the ViT MAE)"
+        )
     try:
-        arch = MAEArch(**state["arch"])
+        arch = MODEL_KINDS[kind][0](**stored)
         arch.validate()
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint '{path}' has an unusable arch ({exc})") from None

@@ -128,8 +128,8 @@ def test_a_model_other_than_the_plain_mae_is_refused(run_ckpt, tmp_path, monkeyp
 
     real = source.load_pretrained
 
-    def load_variant(path):
-        model, cfg = real(path)
+    def load_variant(path, **kwargs):
+        model, cfg = real(path, **kwargs)
         model.__class__ = Variant
         return model, cfg
 
