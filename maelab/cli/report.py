@@ -23,8 +23,9 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from maelab.experiments.calibration_verdicts import misses
     from maelab.report import build_report
-    from maelab.verdicts import summary
+    from maelab.verdicts import VERDICTS_FILE, read_verdicts, summary
 
     if not Path(args.folder).is_dir():
         raise ConfigError(f"'{args.folder}' is not a folder; give a run or sweep folder")
@@ -38,7 +39,12 @@ def _run_report(args: argparse.Namespace) -> int:
         counts = summary(shown.rows)
         print(f"{shown.path}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
               + " (predictions)")  # fmt: skip
-    if not report.shown:
+    calibration = Path(args.folder) / VERDICTS_FILE
+    if report.kind == "calibration" and calibration.is_file():  # a `maelab calibrate` folder
+        record = read_verdicts(calibration)
+        rows, missed = len(record.verdicts), len(misses(record))
+        print(f"{calibration}: {rows - missed} of {rows} calibration rows as expected")
+    elif not report.shown:
         print("no verdicts.json here: the page shows measurements only")
     print(f"report: {report.path}")
     return 0

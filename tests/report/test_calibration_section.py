@@ -94,3 +94,16 @@ def test_without_a_calibration_there_is_no_section(tmp_path):
     _fake_sweep(tmp_path)
     page = build_report(tmp_path).path.read_text()
     assert f'id="{CALIBRATION_ID}"' not in page and "known answers" not in page
+
+
+def test_report_command_counts_a_calibrate_folders_rows(tmp_path, capsys):
+    from maelab import verdicts as vd
+    from maelab.cli import main
+    from tests.experiments.test_calibration_verdicts import _result
+
+    _calibration(tmp_path)
+    from maelab.experiments.calibration_verdicts import calibration_verdicts
+
+    vd.write_verdicts(tmp_path, calibration_verdicts(_result(tmp_path, 0.72)))
+    assert main(["report", str(tmp_path)]) == 0
+    assert "1 of 2 calibration rows as expected" in capsys.readouterr().out
