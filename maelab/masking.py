@@ -256,3 +256,22 @@ def draw_mask(
     ratio = mask.ratio if ratio is None else ratio
     noise = mask_noise_for(mask, n, geom, generator, ratio, device)
     return mask_from_noise(noise, ratio, mask.strategy, mask.unit)
+
+
+def batch_mask(
+    n: int,
+    num_patches: int,
+    ratio: float,
+    noise: torch.Tensor | None = None,
+    mask: Mask | None = None,
+    device: torch.device | str = "cpu",
+) -> Mask:
+    """The mask of a batch of `n`: `mask` as given, else the official argsort of `noise`
+    (uniform noise drawn here when None) at `ratio`."""
+    if mask is not None:
+        if noise is not None:
+            raise ValueError("give the mask as noise or as a Mask, not both")
+        return mask.to(device)
+    if noise is None:
+        noise = torch.rand(n, num_patches, device=device)
+    return mask_from_noise(noise.to(device), ratio)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from maelab.masking import Mask, mask_from_noise
+from maelab.masking import Mask, batch_mask
 from maelab.models.mae import init_generator, patchify
 
 LINEAR_KIND = "linear"
@@ -114,15 +114,8 @@ class LinearMAE(nn.Module):
         self, n: int, mask_ratio: float, noise: torch.Tensor | None = None,
         mask: Mask | None = None, device: torch.device | str = "cpu",
     ) -> Mask:  # fmt: skip
-        """The mask of a batch: `mask` as given, else the official argsort of `noise` (uniform
-        noise drawn here when None) at `mask_ratio` (as the ViT MAE)."""
-        if mask is not None:
-            if noise is not None:
-                raise ValueError("give the mask as noise or as a Mask, not both")
-            return mask.to(device)
-        if noise is None:
-            noise = torch.rand(n, self.arch.num_patches, device=device)
-        return mask_from_noise(noise.to(device), mask_ratio)
+        """The mask of a batch (`maelab.masking.batch_mask`), as the ViT MAE's."""
+        return batch_mask(n, self.arch.num_patches, mask_ratio, noise, mask, device)
 
     def forward_encoder(
         self, imgs: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None,

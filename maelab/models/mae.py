@@ -16,7 +16,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from maelab.masking import Mask, mask_from_noise
+from maelab.masking import Mask, batch_mask
 from maelab.models.ablation import check_ablation, make_block
 from maelab.models.pos_embed import POS_EMBED_INITS, sincos_2d
 
@@ -210,15 +210,8 @@ class MaskedAutoencoder(nn.Module):
         mask: Mask | None = None,
         device: torch.device | str = "cpu",
     ) -> Mask:
-        """The mask of a batch: `mask` as given, else the official argsort of `noise` (uniform
-        noise drawn here when None) at `mask_ratio`."""
-        if mask is not None:
-            if noise is not None:
-                raise ValueError("give the mask as noise or as a Mask, not both")
-            return mask.to(device)
-        if noise is None:
-            noise = torch.rand(n, self.arch.num_patches, device=device)
-        return mask_from_noise(noise.to(device), mask_ratio)
+        """The mask of a batch (`maelab.masking.batch_mask`)."""
+        return batch_mask(n, self.arch.num_patches, mask_ratio, noise, mask, device)
 
     def random_masking(
         self, x: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None
