@@ -22,6 +22,10 @@ from maelab.experiments.measurements import Measurements
 from maelab.metric_names import shared
 
 SHARED_TIE = 0.05  # shares of shared nodes closer than this predict no difference
+KIND_HEADINGS = {  # the text table's heading of each kind of row after the predictions
+    vd.INSTRUMENT: "instrument checks (never count for a paper):",
+    vd.CALIBRATION: "calibration rows (the pipeline against exact answers):",
+}
 
 
 @dataclass
@@ -117,9 +121,10 @@ def format_decision(decision: Decision) -> str:
     detectable | outcome; instrument checks, the regime and undecided rows apart."""
     lines = ["paper | claim | derived prediction | effect [CI] | n | min det. | outcome"]
     for kind in vd.KINDS:
-        if kind != vd.KINDS[0]:
-            lines.append("instrument checks (never count for a paper):")
-        for v in (v for v in decision.verdicts if v.kind == kind):
+        rows = [v for v in decision.verdicts if v.kind == kind]
+        if kind in KIND_HEADINGS and (rows or kind == vd.INSTRUMENT):
+            lines.append(KIND_HEADINGS[kind])
+        for v in rows:
             lo, hi = v.ci
             lines.append(
                 f"{v.paper} | {v.claim} | {decision.derived.get(v.claim, v.predicted)} | "

@@ -13,7 +13,7 @@ import torch
 from maelab import stats
 from maelab import verdicts as vd
 from maelab.config import load_config
-from maelab.experiments.decide import decide, direction_from_shares, format_decision
+from maelab.experiments.decide import Decision, decide, direction_from_shares, format_decision
 from maelab.experiments.declaration import (
     INCREASE,
     ON_TOP1,
@@ -203,3 +203,12 @@ def test_a_declared_study_gates_and_lists_what_it_cannot_decide() -> None:
     decision = decide(TWO, m)
     assert [u.reason for u in decision.undecided] == ["no runs of wide"]
     assert [v.claim for v in decision.verdicts] == ["the narrow encoder's R^2 is none"]
+
+
+def test_format_decision_heads_each_kind_of_row_once() -> None:
+    rows = [
+        vd.Row("p", "a", INCREASE, 0.1, [1.0, 1.1, 0.9]),
+        vd.Row("p", "b", "none", 0.1, [0.0, 0.01, -0.01], kind=vd.INSTRUMENT),
+    ]
+    text = format_decision(Decision([], vd.decide_table(rows)))
+    assert text.count("instrument checks") == 1 and "calibration rows" not in text
