@@ -13,7 +13,8 @@ from typing import Any
 from maelab import stats
 
 SCHEMA = 2
-READABLE_SCHEMAS = (1, 2)  # version 2 adds the calibration kind and `expected` / `exact`
+READABLE_SCHEMAS = (1, 2)  # version 2 adds the calibration kind, `expected` / `exact`, the
+# placebo (`raw`, `placebo`), the positive control, `reason`, and convergence in the regime
 PREDICTION, INSTRUMENT = "prediction", "instrument"  # a paper's claim / a check of the tools
 CALIBRATION = "calibration"  # the pipeline against an exact answer (maelab calibrate)
 KINDS: tuple[str, ...] = (PREDICTION, INSTRUMENT, CALIBRATION)
@@ -29,9 +30,24 @@ _REGIME = ("condition", "encoder", "pixels", "random", "ci")
 _VERDICT = (
     "paper", "claim", "kind", "outcome", "effect", "ci", "n_seeds", "per_seed", "min_detectable",
 )  # fmt: skip
-VERDICT_OPTIONAL = ("control", "predicted", "margin", "level", "p_holm", "expected", "exact")
+RAW, PLACEBO, POSITIVE_CONTROL = "raw", "placebo", "positive_control"
+VERDICT_OPTIONAL = (
+    "control", "predicted", "margin", "level", "p_holm", "expected", "exact", RAW, PLACEBO,
+    POSITIVE_CONTROL, "reason",
+)  # fmt: skip
 # expected: the outcome the row must have (a calibration row misses when it differs);
-# exact: the exact answer a calibration row's measurement is compared with
+# exact: the exact answer a calibration row's measurement is compared with;
+# raw / placebo: the trained and the untrained contrast (per_seed = raw - placebo);
+# positive_control: a constructed effect read the same way; reason: why a rule set the outcome
+REASONS = (
+    "still learning", "readout cannot see the effect", "the untrained network gives the same outcome",
+)  # fmt: skip
+_CONTRAST = ("effect", "ci", "per_seed")
+_CONTROL = ("what", "effect", "ci", "per_seed", "detected")
+_REGIME_OPTIONAL = (
+    "pca", "converged", "loss", "pilot_loss", "gap", "readout", "pilot_readout", "loss_tolerance",
+    "readout_margin",
+)  # fmt: skip
 
 
 def validate(obj: Any) -> None:
@@ -54,11 +70,31 @@ def validate(obj: Any) -> None:
 
 
 def _check_regime(r: Any, where: str) -> None:
-    _require_object(r, where, _REGIME, ())
+    _require_object(r, where, _REGIME, _REGIME_OPTIONAL)
     _string(r["condition"], f"{where}.condition")
     for key in ("encoder", "pixels", "random"):
         _number(r[key], f"{where}.{key}", nullable=False)
     _interval(r["ci"], f"{where}.ci")
+    for key in _REGIME_OPTIONAL:
+        if key == "converged":
+            if r.get(key) is not None and not isinstance(r[key], bool):
+                raise VerdictsError(f"{where}.converged: expected true, false or null")
+        elif r.get(key) is not None:
+            _number(r[key], f"{where}.{key}")
+
+
+def _check_contrast(c: Any, where: str, n: int, required: tuple[str, ...],
+                    optional: tuple[str, ...] = ()) -> list[float]:  # fmt: skip
+    """A raw / placebo / positive-control object: its numbers, n paired values, its mean."""
+    _require_object(c, where, required, optional)
+    _number(c["effect"], f"{where}.effect", nullable=False)
+    _interval(c["ci"], f"{where}.ci")
+    values = c["per_seed"]
+    if not isinstance(values, list) or len(values) != n:
+        raise VerdictsError(f"{where}.per_seed: expected a list of n_seeds={n} numbers")
+    for j, x in enumerate(values):
+        _number(x, f"{where}.per_seed[{j}]", nullable=False)
+    return values
 
 
 def _check_verdict(v: Any, where: str) -> None:
@@ -93,6 +129,26 @@ def _check_verdict(v: Any, where: str) -> None:
         _choice(v["predicted"], stats.PREDICTIONS, f"{where}.predicted")
     if v.get("expected") is not None:
         _choice(v["expected"], stats.OUTCOMES, f"{where}.expected")
+    if v.get("reason") is not None:
+        _choice(v["reason"], REASONS, f"{where}.reason")
+    if v.get(POSITIVE_CONTROL) is not None:
+        pc = v[POSITIVE_CONTROL]
+        _check_contrast(pc, f"{where}.{POSITIVE_CONTROL}", n, _CONTROL)
+        _string(pc["what"], f"{where}.{POSITIVE_CONTROL}.what")
+        if not isinstance(pc["detected"], bool):
+            raise VerdictsError(f"{where}.{POSITIVE_CONTROL}.detected: expected true or false")
+    if (v.get(RAW) is None) != (v.get(PLACEBO) is None):
+        raise VerdictsError(f"{where}: raw and placebo come together (one is missing)")
+    if v.get(RAW) is not None:
+        raw = _check_contrast(v[RAW], f"{where}.{RAW}", n, _CONTRAST)
+        placebo = _check_contrast(v[PLACEBO], f"{where}.{PLACEBO}", n, _CONTRAST, ("outcome",))
+        if v[PLACEBO].get("outcome") is not None:
+            _choice(v[PLACEBO]["outcome"], stats.OUTCOMES, f"{where}.{PLACEBO}.outcome")
+        for j, (d, a, b) in enumerate(zip(per_seed, raw, placebo, strict=True)):
+            if abs(d - (a - b)) > 1e-9 * max(1.0, abs(a), abs(b)):
+                raise VerdictsError(
+                    f"{where}.per_seed[{j}]: {d!r} is not raw - placebo ({a!r} - {b!r})"
+                )
 
 
 def _require_object(obj: Any, where: str, required: Sequence[str], optional: Sequence[str]) -> None:

@@ -14,7 +14,7 @@ from scipy import stats as sps
 
 from maelab import stats, verdicts
 from maelab.config import load_config
-from maelab.verdicts import Row, Verdicts, VerdictsError
+from maelab.verdicts import PositiveControl, Row, Verdicts, VerdictsError
 
 KONG, ZHANG = "Kong et al. 2023", "Zhang, Wang, Wang 2022"
 
@@ -60,7 +60,10 @@ def test_decide_table_by_hand() -> None:
     # row 2 (p 0.55) fails its step (>= 0.05 / 2): it and row 1 (p 0.63) share that level
     assert rows[1].level == rows[2].level == pytest.approx(0.975)
     assert rows[1].outcome == "inconclusive"
-    assert rows[2].outcome == "disagrees"  # CI inside +-0.01: smaller than the claimed effect
+    # CI inside +-0.01 (smaller than the claimed effect), but no positive control shows that
+    # the readout could see an effect: the absence is not asserted
+    assert rows[2].outcome == "inconclusive" and rows[2].reason == verdicts.UNSEEN
+    assert rows[2].shown_outcome == "inconclusive (readout cannot see the effect)"
     # instrument and gated-out rows stay outside the family, at 95%, without a Holm p
     assert rows[3].kind == "instrument" and rows[3].level == 0.95 and rows[3].p_holm is None
     assert rows[3].outcome == "agrees"
@@ -77,7 +80,7 @@ def test_decide_table_refuses_unknown_kind() -> None:
 
 def test_summary_counts_predictions_only() -> None:
     counts = verdicts.summary(verdicts.decide_table(table()))
-    assert counts == {"agrees": 1, "disagrees": 1, "inconclusive": 1, "regime not reached": 1}
+    assert counts == {"agrees": 1, "disagrees": 0, "inconclusive": 2, "regime not reached": 1}
     only_instrument = verdicts.decide_table([table()[3]])
     assert sum(verdicts.summary(only_instrument).values()) == 0
 
@@ -204,3 +207,85 @@ def test_git_commit(tmp_path: Path) -> None:
     assert here == "unknown" or re.fullmatch(r"[0-9a-f]{40}", here)
     assert verdicts.git_commit(tmp_path) == "unknown"
     assert verdicts.git_commit(tmp_path / "missing") == "unknown"
+
+
+# ---------------------------------------------------------------- placebo and positive control
+def _row(per_seed, placebo=None, control=None, predicted="increase", margin=0.02) -> Row:
+    return Row(KONG, "claim", predicted, margin, per_seed, placebo=placebo,
+               positive_control=control)  # fmt: skip
+
+
+def test_a_row_with_a_placebo_is_decided_on_raw_minus_placebo() -> None:
+    raw, untrained = [0.30, 0.25, 0.33, 0.28, 0.31], [0.10, 0.12, 0.08, 0.11, 0.09]
+    (v,) = verdicts.decide_table([_row(raw, untrained)])
+    diff = [a - b for a, b in zip(raw, untrained, strict=True)]
+    assert v.per_seed == pytest.approx(diff, abs=1e-15)
+    assert v.effect == pytest.approx(np.mean(diff))
+    lo, hi = sps.t.interval(0.95, 4, loc=np.mean(diff), scale=sps.sem(diff))
+    assert v.ci == pytest.approx((lo, hi), rel=1e-10)
+    assert v.raw is not None and v.raw.per_seed == tuple(raw)
+    assert v.raw.effect == pytest.approx(np.mean(raw))
+    assert v.placebo is not None and v.placebo.per_seed == tuple(untrained)
+    assert v.placebo.outcome == "agrees"  # the untrained network alone shows the increase too
+    # ... so the row, which asserts that effect, reads inconclusive
+    assert v.outcome == "inconclusive" and v.reason == verdicts.PLACEBO_SAME
+
+
+def test_the_trained_weights_as_their_own_placebo_give_zero() -> None:
+    raw = [0.30, 0.25, 0.33, 0.28, 0.31]
+    (v,) = verdicts.decide_table([_row(raw, list(raw))])
+    assert v.per_seed == (0.0,) * 5 and v.effect == 0.0
+    assert v.raw.effect == pytest.approx(np.mean(raw))
+
+
+def test_an_effect_beyond_a_null_placebo_agrees() -> None:
+    raw = [0.30, 0.25, 0.33, 0.28, 0.31]
+    (v,) = verdicts.decide_table([_row(raw, [0.01, -0.02, 0.0, 0.02, -0.01])])
+    assert v.outcome == "agrees" and v.reason is None
+    assert v.placebo.outcome == "disagrees"  # inside the margin: the untrained network shows none
+
+
+def test_an_absence_needs_a_detected_positive_control() -> None:
+    small = [0.001, -0.002, 0.0015, 0.0, -0.0005]
+    seen = PositiveControl("a constructed drop of 1.5 x margin", [-0.03, -0.031, -0.029, -0.03,
+                                                                 -0.032])  # fmt: skip
+    blind = PositiveControl("the same drop, lost in noise", [-0.03, 0.02, -0.05, 0.04, -0.01])
+    absent, shown, hidden = verdicts.decide_table(
+        [_row(small), _row(small, control=seen), _row(small, control=blind)]
+    )
+    assert absent.outcome == "inconclusive" and absent.reason == verdicts.UNSEEN
+    assert shown.outcome == "disagrees" and shown.reason is None
+    assert shown.positive_control.detected and shown.positive_control.effect < 0
+    assert hidden.outcome == "inconclusive" and not hidden.positive_control.detected
+    # a null prediction that agrees asserts an absence as well
+    (null,) = verdicts.decide_table([_row(small, predicted="none")])
+    assert null.outcome == "inconclusive" and null.reason == verdicts.UNSEEN
+
+
+def test_placebo_fields_round_trip_and_validate(tmp_path) -> None:
+    raw, untrained = [0.30, 0.25, 0.33], [0.01, -0.02, 0.0]
+    control = PositiveControl("drop", [-0.03, -0.031, -0.029])
+    decided = verdicts.decide_table([_row(raw, untrained, control)])
+    regime = verdicts.RegimeRecord(
+        "patch · s_g", 0.7, 0.5, 0.4, (0.1, 0.2), pca=0.77,
+        convergence=verdicts.Convergence(0.105, 0.1, 0.70, 0.71, 0.05, 0.02),
+    )  # fmt: skip
+    v = Verdicts("abc", "0123456789abcdef", regime=(regime,), verdicts=tuple(decided))
+    back = verdicts.read_verdicts(verdicts.write_verdicts(tmp_path, v))
+    assert back.verdicts == v.verdicts and back.regime == v.regime
+    assert back.regime[0].converged is True and back.regime[0].above_pca is False
+    obj = v.to_json()
+    obj["verdicts"][0]["placebo"]["per_seed"][1] += 0.01  # per_seed is no longer raw - placebo
+    with pytest.raises(verdicts.VerdictsError, match=r"per_seed\[1\].*not raw - placebo"):
+        verdicts.validate(obj)
+    obj = v.to_json()
+    del obj["verdicts"][0]["placebo"]
+    with pytest.raises(verdicts.VerdictsError, match="raw and placebo come together"):
+        verdicts.validate(obj)
+
+
+def test_convergence_is_loss_within_5_percent_and_the_gate_within_the_margin() -> None:
+    c = verdicts.Convergence
+    assert c(0.104, 0.1, 0.70, 0.71, 0.05, 0.02).converged
+    assert not c(0.106, 0.1, 0.70, 0.71, 0.05, 0.02).converged  # loss 6% above the pilot's
+    assert not c(0.100, 0.1, 0.68, 0.71, 0.05, 0.02).converged  # the pilot reads 0.03 more
