@@ -5,12 +5,21 @@ evaluation and the study's readouts (`maelab.experiments.evaluate`,
 
     linear_top1, knn_top1, effective_rank, ...  the trained encoder (`evaluate_model`)
     random.<metric>                             the same seed's untrained network, same code
+    random100.<metric>                          seed s + 100's untrained network (the placebo of
+                                                rows that are already trained - untrained)
     r2.<level>                                  identifiability ridge R^2 of a latent level
     <probe>.<view>.<source>.<readout>           selectivity: probe sel (linear ridge), selk
                                                 (Nystroem-RBF), selp (full view on its top-k
                                                 principal directions); view full / masked;
                                                 source encoder / random / pixels; readout
                                                 z_g / s_g / e_r / e_c / control
+                                                source pca: the whole image's top-k principal
+                                                components of pixels (a fair pixel baseline)
+    pc.<selectivity key>                        positive control: R^2 of the run's encoder on
+                                                images whose latent is scrambled for a share of
+                                                them (a drop of 1.5 x margin by construction),
+                                                minus the readout itself
+    ref.latent_rank                             effective rank of the world's true latents
     shared.<level>                              share of a level's nodes the mask leaves shared
     curve.effective_rank.<source>               effective rank of the held-out pooled features
 """
@@ -31,6 +40,10 @@ FINAL_LOSS = "final_loss"
 
 # ---------------------------------------------------------------- sources and views
 ENCODER, RANDOM, PIXELS = "encoder", "random", "pixels"
+OTHER_RANDOM = "random100"  # the untrained network of seed s + 100
+OTHER_SEED = 100  # its seed offset
+PCA = "pca"  # whole-image principal components of the pixels, read like an encoder's feature
+LATENT_RANK = "ref.latent_rank"
 FULL, MASKED = "full", "masked"
 LINEAR_PROBE, KERNEL_PROBE, PRINCIPAL_PROBE = "sel", "selk", "selp"
 Z_G, S_G, E_R, E_C, CONTROL = "z_g", "s_g", "e_r", "e_c", "control"  # selectivity readouts
@@ -70,3 +83,33 @@ def shared(level: str) -> str:
 def held_rank(source: str) -> str:
     """Effective rank of the held-out images' pooled features of a source."""
     return f"curve.{EFFECTIVE_RANK}.{source}"
+
+
+def of_other_random(metric: str) -> str:
+    """The same metric of seed s + 100's untrained network: ``random100.<metric>``."""
+    return f"{OTHER_RANDOM}.{metric}"
+
+
+def positive_control(key: str) -> str:
+    """The positive control of a selectivity readout: ``pc.<key>``."""
+    return f"pc.{key}"
+
+
+def untrained(key: str) -> str:
+    """The key that reads the same number from the untrained network the trained one started
+    from: an encoder's selectivity readout -> the random source's; a plain metric ->
+    ``random.<metric>``; the untrained network's own -> seed s + 100's. Keys that describe no
+    network (``shared.``, ``ref.``, ``pixels.``) are their own."""
+    if key.startswith(("shared.", "ref.", f"{PIXELS}.")):
+        return key
+    parts = key.split(".")
+    if len(parts) == 4 and parts[0] in (LINEAR_PROBE, KERNEL_PROBE, PRINCIPAL_PROBE):
+        source = {ENCODER: RANDOM, RANDOM: OTHER_RANDOM}.get(parts[2])
+        if source is None:
+            raise ValueError(f"{key}: no untrained twin of source {parts[2]!r}")
+        return ".".join([parts[0], parts[1], source, parts[3]])
+    if key.startswith(f"{RANDOM}."):
+        return of_other_random(key.removeprefix(f"{RANDOM}."))
+    if key.startswith(f"{OTHER_RANDOM}."):
+        raise ValueError(f"{key}: already the placebo's network")
+    return of_random(key)

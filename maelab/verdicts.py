@@ -46,6 +46,11 @@ from maelab import stats
 from maelab.run_folder import VERDICTS_FILE, write_json_atomic
 from maelab.verdicts_schema import (
     CALIBRATION,
+    NO_PILOT,
+    PLACEBO_SAME,
+    REASONS,
+    STILL_LEARNING,
+    UNSEEN,
     PLACEBO,
     POSITIVE_CONTROL,
     RAW,
@@ -58,14 +63,11 @@ from maelab.verdicts_schema import (
     validate,
 )
 
-__all__ = ["CALIBRATION", "INSTRUMENT", "KINDS", "PREDICTION", "SCHEMA", "VERDICTS_FILE", "VerdictsError",
+__all__ = ["CALIBRATION", "INSTRUMENT", "KINDS", "NO_PILOT", "PLACEBO_SAME", "PREDICTION", "REASONS",
+           "SCHEMA", "STILL_LEARNING", "UNSEEN", "VERDICTS_FILE", "VerdictsError",
            "validate"]  # fmt: skip
 
 
-STILL_LEARNING = "still learning"  # a condition's loss or gate is short of its 3x-longer pilot
-UNSEEN = "readout cannot see the effect"  # no detected positive control for an absence
-PLACEBO_SAME = "the untrained network gives the same outcome"  # the placebo asserts it too
-REASONS = (STILL_LEARNING, UNSEEN, PLACEBO_SAME)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,10 @@ class RegimeRecord:
 
     @property
     def reached(self) -> bool:
-        return math.isfinite(self.ci[0]) and self.ci[0] > 0.0
+        """The encoder beats its untrained network (interval above 0) and, where measured, the
+        pixels' PCA-k on average."""
+        beats_pca = self.pca is None or not math.isfinite(self.pca) or self.encoder > self.pca
+        return math.isfinite(self.ci[0]) and self.ci[0] > 0.0 and beats_pca
 
     @property
     def converged(self) -> bool | None:
@@ -433,9 +438,15 @@ def _contrast(eff: stats.PairedEffect, values: Sequence[float], sampling: Sampli
 
 
 def regime_record(
-    condition: str, encoder: Sequence[float], random: Sequence[float], pixels: Sequence[float]
+    condition: str,
+    encoder: Sequence[float],
+    random: Sequence[float],
+    pixels: Sequence[float],
+    pca: float | None = None,
+    convergence: Convergence | None = None,
 ) -> RegimeRecord:
-    """The gate of one condition from per-seed readouts (same seed order for encoder and random)."""
+    """The gate of one condition from per-seed readouts (same seed order for encoder and random),
+    with the pixels' PCA-k and the condition against its pilot where known."""
     gate = stats.regime_gate(encoder, random)
     return RegimeRecord(
         condition=condition,
@@ -443,6 +454,8 @@ def regime_record(
         pixels=float(sum(pixels) / len(pixels)),
         random=float(sum(random) / len(random)),
         ci=gate.ci,
+        pca=pca,
+        convergence=convergence,
     )
 
 

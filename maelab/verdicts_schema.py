@@ -39,9 +39,11 @@ VERDICT_OPTIONAL = (
 # exact: the exact answer a calibration row's measurement is compared with;
 # raw / placebo: the trained and the untrained contrast (per_seed = raw - placebo);
 # positive_control: a constructed effect read the same way; reason: why a rule set the outcome
-REASONS = (
-    "still learning", "readout cannot see the effect", "the untrained network gives the same outcome",
-)  # fmt: skip
+STILL_LEARNING = "still learning"  # a condition's loss or gate is short of its 3x-longer pilot
+NO_PILOT = "convergence not checked: no pilot"  # no 3x-longer pilot of this budget exists
+UNSEEN = "readout cannot see the effect"  # no detected positive control for an absence
+PLACEBO_SAME = "the untrained network gives the same outcome"  # the placebo asserts it too
+REASONS = (STILL_LEARNING, NO_PILOT, UNSEEN, PLACEBO_SAME)
 _CONTRAST = ("effect", "ci", "per_seed")
 _CONTROL = ("what", "effect", "ci", "per_seed", "detected")
 _REGIME_OPTIONAL = (

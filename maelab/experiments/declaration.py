@@ -18,7 +18,7 @@ from typing import Any
 
 from maelab import stats
 from maelab.experiments.measurements import Measurements
-from maelab.metric_names import LINEAR_TOP1, of_pixels, of_random
+from maelab.metric_names import LINEAR_TOP1, of_pixels, of_random, untrained
 from maelab.verdicts import PREDICTION
 
 INCREASE, DECREASE, DIFFERS, NONE = stats.PREDICTIONS  # the directions a row may predict
@@ -46,12 +46,14 @@ MARGINS = (R2, TOP1, LOG_RANK, ALIGNMENT, CORRELATION, RELATIVE_ERROR, CONTROL_R
 @dataclass(frozen=True)
 class Gate:
     """A regime readout: the trained encoder (`encoder`) must beat the same seed's untrained
-    network (`random`) on it; raw pixels (`pixels`) are read beside."""
+    network (`random`) on it, and the pixels' whole-image PCA-k (`pca`) where one is named; raw
+    pixels (`pixels`) are read beside."""
 
     label: str  # as the regime record names it: "<condition> · <label>"
     encoder: str
     random: str
     pixels: str
+    pca: str | None = None
 
 
 def gate_on(label: str, metric: str) -> Gate:
@@ -81,10 +83,19 @@ class RowSpec:
     gates: tuple[str, ...] = ()  # names of the study's gates both conditions must pass
     kind: str = PREDICTION
     show_control: str | None = None  # a metric whose control-condition mean the row stores
+    # the positive control: a metric holding, per seed, the effect of a constructed model read
+    # the same way (`maelab.metric_names.positive_control`), taken from the control condition
+    # (the treated one for one-condition rows); None: this readout has none
+    positive: str | None = None
+    positive_what: str = ""  # what the constructed model is, in words
 
     @property
     def conditions(self) -> list[str]:
         return [self.treated] + ([self.control] if self.control else [])
+
+    @property
+    def positive_condition(self) -> str:
+        return self.control or self.treated
 
 
 @dataclass(frozen=True)
@@ -106,6 +117,7 @@ class Study:
     rows: tuple[RowSpec, ...]
     gates: Mapping[str, Gate]
     undecided: tuple[Undecided, ...] = field(default=())
+    pilot_gate: str | None = None  # the gate a condition's pilot is compared on (convergence)
 
     def plus(self, other: Study) -> Study:
         """This study with another's conditions and rows added (one Holm family)."""
@@ -139,6 +151,10 @@ class Diff:
 
     key: str
 
+    def untrained(self) -> Diff:
+        """The same value read from the untrained networks (the row's placebo)."""
+        return Diff(untrained(self.key))
+
     def __call__(self, m: Measurements, t: str, c: str | None, seeds: list[int]) -> list[float]:
         a = m.values(t, self.key, seeds)
         if c is None:
@@ -153,6 +169,9 @@ class LogRatio:
     key: str
     base: str | None = None
 
+    def untrained(self) -> LogRatio:
+        return LogRatio(untrained(self.key), None if self.base is None else untrained(self.base))
+
     def __call__(self, m: Measurements, t: str, c: str | None, seeds: list[int]) -> list[float]:
         a = m.values(t, self.key, seeds)
         b = m.values(t, self.base, seeds) if self.base else m.values(c or t, self.key, seeds)
@@ -166,6 +185,9 @@ class OwnMinus:
     key: str
     base: str
 
+    def untrained(self) -> OwnMinus:
+        return OwnMinus(untrained(self.key), untrained(self.base))
+
     def __call__(self, m: Measurements, t: str, c: str | None, seeds: list[int]) -> list[float]:
         pairs = zip(m.values(t, self.key, seeds), m.values(t, self.base, seeds), strict=True)
         return [x - y for x, y in pairs]
@@ -178,6 +200,9 @@ class Peak:
     key: str
     interior: tuple[str, ...]
     ends: tuple[str, ...]
+
+    def untrained(self) -> Peak:
+        return replace(self, key=untrained(self.key))
 
     def __call__(self, m: Measurements, t: str, c: str | None, seeds: list[int]) -> list[float]:
         inner = [m.values(n, self.key, seeds) for n in self.interior]

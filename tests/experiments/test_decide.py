@@ -41,7 +41,16 @@ SHARES = {  # shared.<level> per condition, as the study world's masks give them
 }
 
 
+RANDOM = {"z_g": 0.45, "s_g": 0.85, "e_r": 0.6, "e_c": 0.85}  # untrained: the same in every unit
+POSITIVE = ("sel.full.encoder.e_r", "sel.masked.encoder.e_r", "selp.full.encoder.e_r",
+            "sel.full.encoder.e_c", "selp.full.encoder.e_c", "sel.full.encoder.z_g")  # fmt: skip
+PILOTS = {cond: {"loss": 0.1, "readout": 0.9} for cond in SHARES}
+
+
 def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> Measurements:
+    """Per-seed metrics of every condition: the trained encoder's readouts, the untrained
+    network's (the same in every condition: masks do not enter a full view), positive controls
+    of -0.03 (detected), a final loss at its pilot's."""
     rng = np.random.default_rng(0)
     runs: dict[str, dict[int, dict[str, float]]] = {}
     for cond, shares in SHARES.items():
@@ -51,15 +60,21 @@ def fake_runs(e_r: dict[str, float], learned: bool = True, seeds: int = 3) -> Me
             for readout, base in (("z_g", 0.5), ("s_g", 0.9), ("e_r", e_r[cond]), ("e_c", 0.9)):
                 for pre in ("sel", "selp"):
                     jitter = float(rng.normal(0, 0.002))
-                    m[f"{pre}.full.random.{readout}"] = base - gain + jitter
+                    untrained = RANDOM[readout] if readout in ("e_r", "e_c") else base - gain
+                    m[f"{pre}.full.random.{readout}"] = untrained + jitter
                     m[f"{pre}.full.encoder.{readout}"] = base + jitter + float(rng.normal(0, 0.002))
                     m[f"{pre}.full.pixels.{readout}"] = base - 0.1
+            m["selp.full.pca.s_g"] = 0.8
             m["sel.masked.encoder.e_r"] = e_r[cond]
+            m["sel.masked.random.e_r"] = RANDOM["e_r"] + float(rng.normal(0, 0.002))
             m["sel.full.encoder.control"] = float(rng.normal(0, 0.003))
+            m.update({f"pc.{k}": -0.03 + float(rng.normal(0, 0.002)) for k in POSITIVE})
             m.update(linear_top1=40.0 + s, effective_rank=20.0, alignment_norm=0.3,
-                     uniformity=-2.0)  # fmt: skip
+                     uniformity=-2.0, final_loss=0.1)  # fmt: skip
             m.update({"random.linear_top1": 30.0 + s, "random.effective_rank": 30.0,
-                      "random.alignment_norm": 0.1})  # fmt: skip
+                      "random.alignment_norm": 0.1, "ref.latent_rank": 40.0,
+                      "random100.effective_rank": 30.0 + float(rng.normal(0, 0.3)),
+                      "random100.alignment_norm": 0.1 + float(rng.normal(0, 0.003))})  # fmt: skip
             runs.setdefault(cond, {})[s] = m
     return Measurements(runs, {"linear_top1": 35.0})
 
@@ -75,7 +90,7 @@ def test_directions_follow_the_shared_latents() -> None:
     assert direction_from_shares(0.0, 1.0) == "decrease"
     assert direction_from_shares(1.0, 0.0) == "increase"
     assert direction_from_shares(1.0, 0.98) == "none"
-    table = decide(WORLD, fake_runs(E_R))
+    table = decide(WORLD, fake_runs(E_R), PILOTS)
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.predicted == "decrease" and r.outcome == stats.AGREES
     assert row(table, "straddled").predicted == "increase"
@@ -89,24 +104,26 @@ def test_flipped_shares_flip_the_prediction_and_the_outcome() -> None:
         m["shared.region_noise"] = 1.0
     for m in runs.runs["patch"].values():
         m["shared.region_noise"] = 0.0
-    r = row(decide(WORLD, runs), "region-sized units keep less")
+    r = row(decide(WORLD, runs, PILOTS), "region-sized units keep less")
     assert r.predicted == "increase" and r.outcome == stats.DISAGREES
 
 
 def test_outcomes_are_the_statistics_outcomes() -> None:
-    table = decide(WORLD, fake_runs(E_R))
+    table = decide(WORLD, fake_runs(E_R), PILOTS)
     assert table.verdicts
     for v in table.verdicts:
         eff = stats.paired_effect(v.per_seed, v.level)
-        assert v.outcome == stats.outcome(eff.lo, eff.hi, v.predicted, v.margin), v.claim
-    assert row(table, "U-MAE improves").outcome == stats.DISAGREES  # 0 points: inside +-1
+        if v.reason is None:  # no validity rule changed it
+            assert v.outcome == stats.outcome(eff.lo, eff.hi, v.predicted, v.margin), v.claim
+    umae = row(table, "U-MAE improves")  # 0 points: inside +-1, but top-1 has no positive control
+    assert umae.outcome == stats.INCONCLUSIVE and umae.reason == vd.UNSEEN
     assert row(table, "MAE collapses").outcome == stats.AGREES  # rank 20 vs 30
     assert "regime (condition" in format_decision(table)
 
 
 def test_rows_of_unlearned_encoders_read_regime_not_reached() -> None:
-    table = decide(WORLD, fake_runs(E_R, learned=False))
-    assert not any(r.reached for r in table.regime if "R^2" in r.condition)
+    table = decide(WORLD, fake_runs(E_R, learned=False), PILOTS)
+    assert not any(r.reached for r in table.regime if "R^2(s_g)" in r.condition)
     kong = [v for v in table.verdicts if v.paper == "Kong"]
     assert kong and all(v.outcome == stats.REGIME_NOT_REACHED for v in kong)
     assert row(table, "the control latent").outcome == stats.AGREES  # no gate: an instrument
@@ -115,7 +132,7 @@ def test_rows_of_unlearned_encoders_read_regime_not_reached() -> None:
 def test_missing_conditions_are_listed_undecided() -> None:
     runs = fake_runs(E_R)
     del runs.runs["umae"]
-    table = decide(WORLD, runs)
+    table = decide(WORLD, runs, PILOTS)
     assert {u.claim for u in table.undecided} >= {
         s.claim for s in WORLD.rows if s.treated == "umae"
     }
@@ -142,12 +159,12 @@ def test_kong_rows_gate_on_the_shared_latent_not_on_the_latent_predicted_to_go()
     runs = fake_runs(E_R)
     for m in runs.runs["region"].values():
         m["sel.full.random.e_r"] = m["sel.full.encoder.e_r"] + 0.05
-    table = decide(WORLD, runs)
+    table = decide(WORLD, runs, PILOTS)
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.AGREES
     for m in runs.runs["region"].values():
         m["selp.full.random.s_g"] = m["selp.full.encoder.s_g"] + 0.05
-    table = decide(WORLD, runs)
+    table = decide(WORLD, runs, PILOTS)
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.REGIME_NOT_REACHED
 
@@ -168,9 +185,10 @@ TWO = Study(
 
 
 def two_conditions(wide: list[float], narrow: list[float]) -> Measurements:
-    """Per-seed top-1 of each condition (its random encoder 10 points below) and an R^2 near 0."""
+    """Per-seed top-1 of each condition (its untrained network at 60 - seed in both) and an R^2
+    near 0."""
     runs = {
-        name: {s: {LINEAR_TOP1: v, of_random(LINEAR_TOP1): v - 10.0, "r2": 0.001 * (s - 1)}
+        name: {s: {LINEAR_TOP1: v, of_random(LINEAR_TOP1): 60.0 - s, "r2": 0.001 * (s - 1)}
                for s, v in enumerate(values)}
         for name, values in (("wide", wide), ("narrow", narrow))
     }  # fmt: skip
@@ -212,3 +230,68 @@ def test_format_decision_heads_each_kind_of_row_once() -> None:
     ]
     text = format_decision(Decision([], vd.decide_table(rows)))
     assert text.count("instrument checks") == 1 and "calibration rows" not in text
+
+
+# ---------------------------------------------------------------- placebo, controls, convergence
+def test_every_prediction_row_is_decided_against_its_untrained_network() -> None:
+    runs = fake_runs(E_R)
+    table = decide(WORLD, runs, PILOTS)
+    r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
+    seeds = runs.seeds("region", "patch")
+    raw = [runs.runs["region"][s]["sel.full.encoder.e_r"] - runs.runs["patch"][s]["sel.full.encoder.e_r"]
+           for s in seeds]  # fmt: skip
+    untrained = [runs.runs["region"][s]["sel.full.random.e_r"]
+                 - runs.runs["patch"][s]["sel.full.random.e_r"] for s in seeds]  # fmt: skip
+    assert r.raw.per_seed == pytest.approx(raw) and r.placebo.per_seed == pytest.approx(untrained)
+    assert r.per_seed == pytest.approx([a - b for a, b in zip(raw, untrained, strict=True)])
+    assert r.positive_control.detected and r.positive_control.effect == pytest.approx(-0.03, abs=0.01)
+    collapse = row(table, "MAE collapses dimensions (log effective rank, trained / untrained)")
+    # already trained - untrained: its placebo is seed s's untrained network against seed s+100's
+    expected = [np.log(runs.runs["patch"][s]["random.effective_rank"]
+                       / runs.runs["patch"][s]["random100.effective_rank"]) for s in seeds]  # fmt: skip
+    assert collapse.placebo.per_seed == pytest.approx(expected)
+    for v in table.verdicts:
+        assert (v.placebo is None) == (v.kind != vd.PREDICTION), v.claim
+
+
+def test_the_trained_weights_through_the_placebo_path_give_raw_exactly() -> None:
+    """Untrained readouts equal to the trained ones: the placebo is the raw contrast, so every
+    decided effect is 0."""
+    runs = fake_runs(E_R)
+    for cond in runs.runs.values():
+        for m in cond.values():
+            for k in [k for k in m if ".encoder." in k and not k.startswith("pc.")]:
+                m[k.replace(".encoder.", ".random.")] = m[k]
+    table = decide(WORLD, runs, PILOTS)
+    for v in table.verdicts:
+        if v.placebo is not None and v.paper == "Kong":
+            assert v.placebo.per_seed == v.raw.per_seed and v.effect == 0.0, v.claim
+
+
+def test_a_condition_short_of_its_pilot_is_still_learning() -> None:
+    runs = fake_runs(E_R)
+    for m in runs.runs["region"].values():
+        m["final_loss"] = 0.2  # twice the pilot's
+    table = decide(WORLD, runs, PILOTS)
+    r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
+    assert r.outcome == stats.REGIME_NOT_REACHED and r.reason == vd.STILL_LEARNING
+    assert r.shown_outcome == "regime not reached (still learning)"
+    region = next(x for x in table.regime if x.condition == "region · R^2(s_g), top-k")
+    assert region.converged is False and region.convergence.gap == pytest.approx(1.0)
+    other = row(table, "a patch-sized unit keeps the cell's own noise better than a cell-sized "
+                "one (R^2(e_c))")
+    assert other.reason != vd.STILL_LEARNING  # patch and cell converged
+    # no pilot: convergence is not known and no row counts
+    r = row(decide(WORLD, fake_runs(E_R)), "region-sized units keep less")
+    assert r.outcome == stats.REGIME_NOT_REACHED and r.reason == vd.NO_PILOT
+
+
+def test_the_gate_must_beat_the_pixels_pca() -> None:
+    runs = fake_runs(E_R)
+    for m in runs.runs["patch"].values():
+        m["selp.full.pca.s_g"] = 0.95  # above every patch encoder (0.9)
+    table = decide(WORLD, runs, PILOTS)
+    patch = next(x for x in table.regime if x.condition == "patch · R^2(s_g), top-k")
+    assert patch.pca == pytest.approx(0.95) and not patch.reached and patch.ci[0] > 0  # beats its random net
+    r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
+    assert r.outcome == stats.REGIME_NOT_REACHED

@@ -45,7 +45,8 @@ def _selectivity_gate(label: str, readout: str, probe: str = m.LINEAR_PROBE) -> 
     keys = [
         m.selectivity(readout, source, probe=probe) for source in (m.ENCODER, m.RANDOM, m.PIXELS)
     ]
-    return Gate(label, *keys)
+    pca = m.selectivity(readout, m.PCA, probe=m.PRINCIPAL_PROBE) if readout in (m.S_G,) else None
+    return Gate(label, *keys, pca=pca)
 
 
 ON_S_G = m.S_G  # the gate of every world row: s_g on the top-k principal directions
@@ -58,9 +59,22 @@ GATES = {
     m.E_C: _selectivity_gate("R^2(e_c)", m.E_C),
     ON_TOP1: TOP1_GATE,
 }
-E_R_FULL, E_R_MASKED = Diff(m.selectivity(m.E_R)), Diff(m.selectivity(m.E_R, view=m.MASKED))
-E_R_TOPK = Diff(m.selectivity(m.E_R, probe=m.PRINCIPAL_PROBE))
-E_C_TOPK = Diff(m.selectivity(m.E_C, probe=m.PRINCIPAL_PROBE))
+E_R_FULL, E_R_MASKED = m.selectivity(m.E_R), m.selectivity(m.E_R, view=m.MASKED)
+E_R_TOPK = m.selectivity(m.E_R, probe=m.PRINCIPAL_PROBE)
+E_C_FULL, E_C_TOPK = m.selectivity(m.E_C), m.selectivity(m.E_C, probe=m.PRINCIPAL_PROBE)
+SCRAMBLED = ("the {control} encoder on images whose {latent} is redrawn for a share of them "
+             "(R^2 lower by 1.5 x margin by construction)")  # fmt: skip
+
+
+def _r2_row(claim: str, treated: str, control: str, key: str, level: str) -> RowSpec:
+    """treated - control of an R^2 readout, its direction derived from the shared share of
+    `level`, its positive control the control condition's encoder on scrambled images."""
+    latent = key.rsplit(".", 1)[1]
+    return RowSpec(KONG, claim, treated, control, Diff(key), R2, shared=level, gates=(ON_S_G,),
+                   positive=m.positive_control(key),
+                   positive_what=SCRAMBLED.format(control=control, latent=latent))  # fmt: skip
+
+
 TRAINED_MINUS_UNTRAINED = OwnMinus(m.ALIGNMENT_NORM, m.of_random(m.ALIGNMENT_NORM))
 RANK_TRAINED_OVER_UNTRAINED = LogRatio(m.EFFECTIVE_RANK, m.of_random(m.EFFECTIVE_RANK))
 ALIGNS = RowSpec(ZHANG, "MAE aligns mask-induced positive pairs (normalised alignment, trained - "
@@ -69,6 +83,10 @@ ALIGNS = RowSpec(ZHANG, "MAE aligns mask-induced positive pairs (normalised alig
 COLLAPSES = RowSpec(ZHANG, "MAE collapses dimensions (log effective rank, trained / untrained)",
                     PATCH, None, RANK_TRAINED_OVER_UNTRAINED, LOG_RANK, predicted=DECREASE,
                     gates=(ON_S_G,))  # fmt: skip
+COLLAPSES_VS_LATENTS = RowSpec(
+    ZHANG, "MAE collapses dimensions (log effective rank, trained / the world's latents: a "
+    "reference that is not collapsed)", PATCH, None, LogRatio(m.EFFECTIVE_RANK, m.LATENT_RANK),
+    LOG_RANK, predicted=DECREASE, gates=(ON_S_G,))  # fmt: skip
 UMAE_PROBE = RowSpec(ZHANG, "U-MAE improves the linear probe over MAE (top-1 points)", UMAE,
                      PATCH, Diff(m.LINEAR_TOP1), TOP1, predicted=INCREASE,
                      gates=(ON_TOP1,))  # fmt: skip
@@ -81,28 +99,25 @@ WORLD = Study(
     conditions={PATCH: _at(4), CELL: _at(8), REGION: _at(16),
                 STRADDLED: _at(16, "block_shifted"), UMAE: _at(4, objective="umae")},
     rows=(
-        RowSpec(KONG, "region-sized units keep less of a region's own noise (R^2(e_r), full view)",
-                REGION, PATCH, E_R_FULL, R2, shared=m.REGION_NOISE, gates=(ON_S_G,)),
-        RowSpec(KONG, "region-sized units keep less of a region's own noise (R^2(e_r), training "
-                "mask, visible positions)", REGION, PATCH, E_R_MASKED, R2, shared=m.REGION_NOISE,
-                gates=(ON_S_G,)),
-        RowSpec(KONG, "straddled region units keep e_r (control: alignment, not size)",
-                STRADDLED, REGION, E_R_FULL, R2, shared=m.REGION_NOISE, gates=(ON_S_G,)),
-        RowSpec(KONG, "a patch-sized unit keeps the cell's own noise better than a cell-sized "
-                "one (R^2(e_c))", PATCH, CELL, Diff(m.selectivity(m.E_C)), R2, shared=m.CELL_NOISE,
-                gates=(ON_S_G,)),
-        RowSpec(KONG, "region-sized units keep less of a region's own noise (R^2(e_r), top-k "
-                "principal directions)", REGION, PATCH, E_R_TOPK, R2, shared=m.REGION_NOISE,
-                gates=(ON_S_G,)),
-        RowSpec(KONG, "straddled region units keep e_r (top-k principal directions)", STRADDLED,
-                REGION, E_R_TOPK, R2, shared=m.REGION_NOISE, gates=(ON_S_G,)),
-        RowSpec(KONG, "a patch-sized unit keeps the cell's own noise better than a cell-sized "
-                "one (R^2(e_c), top-k principal directions)", PATCH, CELL, E_C_TOPK, R2,
-                shared=m.CELL_NOISE, gates=(ON_S_G,)),
-        RowSpec(KONG, "R^2(z_g) matched between region and patch units (within delta)", REGION,
-                PATCH, Diff(m.selectivity(m.Z_G)), R2, shared=m.GLOBAL, gates=(ON_S_G,)),
+        _r2_row("region-sized units keep less of a region's own noise (R^2(e_r), full view)",
+                REGION, PATCH, E_R_FULL, m.REGION_NOISE),
+        _r2_row("region-sized units keep less of a region's own noise (R^2(e_r), training "
+                "mask, visible positions)", REGION, PATCH, E_R_MASKED, m.REGION_NOISE),
+        _r2_row("straddled region units keep e_r (control: alignment, not size)", STRADDLED,
+                REGION, E_R_FULL, m.REGION_NOISE),
+        _r2_row("a patch-sized unit keeps the cell's own noise better than a cell-sized one "
+                "(R^2(e_c))", PATCH, CELL, E_C_FULL, m.CELL_NOISE),
+        _r2_row("region-sized units keep less of a region's own noise (R^2(e_r), top-k "
+                "principal directions)", REGION, PATCH, E_R_TOPK, m.REGION_NOISE),
+        _r2_row("straddled region units keep e_r (top-k principal directions)", STRADDLED,
+                REGION, E_R_TOPK, m.REGION_NOISE),
+        _r2_row("a patch-sized unit keeps the cell's own noise better than a cell-sized one "
+                "(R^2(e_c), top-k principal directions)", PATCH, CELL, E_C_TOPK, m.CELL_NOISE),
+        _r2_row("R^2(z_g) matched between region and patch units (within delta)", REGION, PATCH,
+                m.selectivity(m.Z_G), m.GLOBAL),
         ALIGNS,
         COLLAPSES,
+        COLLAPSES_VS_LATENTS,
         UMAE_PROBE,
         UMAE_RANK,
         RowSpec(ZHANG, "U-MAE lowers the uniformity loss (what it optimises)", UMAE, PATCH,
@@ -112,6 +127,7 @@ WORLD = Study(
                 Diff(m.selectivity(m.CONTROL)), CONTROL_R2, predicted=NONE, kind=INSTRUMENT),
     ),
     gates=GATES,
+    pilot_gate=ON_S_G,
     undecided=(
         Undecided("Cao", "Q4: the decoder matters for the encoder",
                   "its own sweep: maelab sweep -c cao_q4, then maelab analyze decoder"),
