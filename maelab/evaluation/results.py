@@ -64,19 +64,28 @@ def evaluate_model(
     train = encoder_features(model, splits.train, pool, batch, max_images=eval_cfg.max_train)
     test = encoder_features(model, splits.test, pool, batch)
     metrics = probe_metrics(train, test, splits.train.num_classes, eval_cfg)
+    collapse, spectrum = collapse_metrics(model, cfg, splits, eval_cfg)
+    return {**metrics, **collapse}, spectrum
+
+
+def collapse_metrics(
+    model: MaskedAutoencoder, cfg: Config, splits: Splits, eval_cfg: EvalConfig
+) -> tuple[dict[str, float], list[float]]:
+    """Effective rank, RankMe, alignment (raw and normalised) and uniformity of one encoder's
+    pooled test features and two masked views drawn with the run's mask; its spectrum."""
+    model.eval()
     full, v1, v2 = encoder_views(
-        model, splits.test, cfg.mask, eval_cfg.view_images, pool, seed=cfg.train.seed
+        model, splits.test, cfg.mask, eval_cfg.view_images, eval_cfg.pool, seed=cfg.train.seed
     )
     stats = collapse_stats(full, v1, v2)
-    metrics.update({
+    return {
         m.EFFECTIVE_RANK: stats.effective_rank,
         m.RANKME: stats.rankme,
         m.ALIGNMENT: stats.alignment,
         m.ALIGNMENT_NORM: normalised_alignment(v1, v2),
         m.UNIFORMITY: stats.uniformity,
         m.DIM: float(stats.dim),
-    })  # fmt: skip
-    return metrics, stats.spectrum
+    }, stats.spectrum
 
 
 def evaluate_pixels(

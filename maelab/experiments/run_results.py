@@ -18,6 +18,7 @@ from maelab.engine.build import build_model_for
 from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.results import (
     EvalConfig,
+    collapse_metrics,
     evaluate_model,
     evaluate_pixels,
     training_metrics,
@@ -89,6 +90,11 @@ def evaluate_run(run_dir: str | Path, eval_cfg: EvalConfig | None = None) -> Run
         # the untrained network this run started from, scored by the same evaluations
         rand, _ = evaluate_model(random_encoder(model.arch, cfg.train.seed), cfg, splits, eval_cfg)
         metrics.update({m.of_random(k): v for k, v in rand.items()})
+        # the placebo of rows that are already trained - untrained: seed s + 100's untrained
+        # network against seed s's
+        other = random_encoder(model.arch, cfg.train.seed + m.OTHER_SEED)
+        collapse, _ = collapse_metrics(other, cfg, splits, eval_cfg)
+        metrics.update({m.of_other_random(k): v for k, v in collapse.items()})
         per_epoch = max(1, len(splits.train) // cfg.train.batch_size)
         read = m.held_rank(m.ENCODER) in metrics  # the study readouts ran (data with latents)
         curve = learning_curve(

@@ -21,9 +21,10 @@ import torch
 from maelab import metric_names as m
 from maelab.config import Config, MaskConfig
 from maelab.data.base import ImageSet, Splits
-from maelab.data.synthetic import grid_sizes, latent_dims, synthetic_layout
+from maelab.data.synthetic import grid_sizes, latent_dims, redraw_latent, synthetic_layout
 from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.features import Features, pixel_token_features, token_features
+from maelab.experiments.declaration import R2
 from maelab.masking import Mask, MaskGeometry, draw_mask
 from maelab.metrics import effective_rank
 from maelab.models.checkpoints import load_pretrained
@@ -99,7 +100,91 @@ def study_metrics(
             out[m.selectivity(name, source, probe=m.PRINCIPAL_PROBE)] = value
     for source in (m.ENCODER, m.RANDOM):
         out[m.held_rank(source)] = effective_rank(views[(m.FULL, source)][1].x)
+    pf, ph = pixel_pca_views(fit, held, k)
+    for name, value in selectivity(pf, fit, ph, held, seed=seed, readouts=(m.Z_G, m.S_G)).linear.items():
+        if not math.isnan(value):
+            out[m.selectivity(name, m.PCA, probe=m.PRINCIPAL_PROBE)] = value
+    out[m.LATENT_RANK] = effective_rank(latent_vectors(held))
+    out.update(positive_controls(model, cfg, fit, held, (mf, mh), out, k))
     return out
+
+
+# (latent, readout, view, probe): the selectivity readouts the study's rows compare, each with
+# a positive control
+POSITIVE_READOUTS = (
+    ("region_noise", m.E_R, m.FULL, m.LINEAR_PROBE),
+    ("region_noise", m.E_R, m.MASKED, m.LINEAR_PROBE),
+    ("region_noise", m.E_R, m.FULL, m.PRINCIPAL_PROBE),
+    ("cell_noise", m.E_C, m.FULL, m.LINEAR_PROBE),
+    ("cell_noise", m.E_C, m.FULL, m.PRINCIPAL_PROBE),
+    ("global", m.Z_G, m.FULL, m.LINEAR_PROBE),
+)
+POSITIVE_STREAM = 11  # generator offset of the positive controls' redraws
+POSITIVE_EFFECT = 1.5  # the constructed drop, in margins of the readout (R^2: 0.02)
+
+
+def redraw_share(r2: float, drop: float) -> float:
+    """The share of images whose latent is redrawn so that a readout of R^2 `r2` loses `drop`:
+    r2 (1 - (1 - q)^2) = drop (all of it when r2 <= drop)."""
+    if not r2 > drop:
+        return 1.0
+    return 1.0 - math.sqrt(1.0 - drop / r2)
+
+
+def positive_controls(
+    model: MaskedAutoencoder,
+    cfg: Config,
+    fit: ImageSet,
+    held: ImageSet,
+    masks: tuple[Mask, Mask],
+    read: dict[str, float],
+    k: int,
+) -> dict[str, float]:
+    """`pc.<key>` per readout of `POSITIVE_READOUTS`: the run's own encoder on the same images
+    with the readout's latent redrawn in a share of them (`redraw_latent`), chosen so that the
+    readout's R^2 falls by 1.5 x its margin (population, linear readout), minus the readout
+    itself. The same masks, probe and seed; what a row's readout shows of a known drop."""
+    out: dict[str, float] = {}
+    seed = cfg.train.seed
+    for i, (level, readout, view, probe) in enumerate(POSITIVE_READOUTS):
+        key = m.selectivity(readout, m.ENCODER, view, probe)
+        r2 = read.get(key, math.nan)
+        if math.isnan(r2) or level not in fit.latents:
+            continue
+        q = redraw_share(r2, POSITIVE_EFFECT * R2.value)
+        g = torch.Generator().manual_seed(1000 * seed + POSITIVE_STREAM + i)
+        fit2 = redraw_latent(fit, cfg.data.synthetic, level, q, g)
+        held2 = redraw_latent(held, cfg.data.synthetic, level, q, g)
+        mf, mh = masks if view == m.MASKED else (None, None)
+        vf, vh = token_features(model, fit2, mf), token_features(model, held2, mh)
+        if probe == m.PRINCIPAL_PROBE:
+            vf, vh = principal_views(vf, vh, k)
+        res = selectivity(vf, fit, vh, held, seed=seed, readouts=(readout,))
+        out[m.positive_control(key)] = res.linear[readout] - r2
+    return out
+
+
+def pixel_pca_views(fit: ImageSet, held: ImageSet, k: int) -> tuple[Features, Features]:
+    """The whole image's top-`k` principal components of standardised pixels (basis from the fit
+    images): a pixel baseline as wide as the gate's encoder feature."""
+    xf = pixel_token_features(fit, _whole(fit)).x.double()
+    xh = pixel_token_features(held, _whole(held)).x.double()
+    mean = xf.mean(dim=0)
+    basis = torch.linalg.svd(xf - mean, full_matrices=False)[2][:k].T
+    pf, ph = ((xf - mean) @ basis).float(), ((xh - mean) @ basis).float()
+    return Features({m.PIXELS: pf}, m.PIXELS), Features({m.PIXELS: ph}, m.PIXELS)
+
+
+def _whole(images: ImageSet) -> int:
+    return int(images.images.shape[-1])
+
+
+def latent_vectors(images: ImageSet) -> torch.Tensor:
+    """(N, D) every independent source latent of each image side by side: z_g, each region's
+    e_r, each cell's e_c (the world's latent dimension, not collapsed by construction)."""
+    parts = [images.latents[k].flatten(1) for k in ("global", "region_noise", "cell_noise")
+             if k in images.latents]  # fmt: skip
+    return torch.cat(parts, dim=1)
 
 
 def curve_row(metrics: dict[str, float], source: str = m.ENCODER) -> dict[str, float]:
