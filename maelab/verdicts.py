@@ -33,148 +33,52 @@ decided by the same rule but never count as a paper agreeing: `summary` counts p
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from maelab import stats
 from maelab.run_folder import VERDICTS_FILE, write_json_atomic
+from maelab.verdict_records import (
+    Contrast,
+    ControlRecord,
+    Convergence,
+    PositiveControl,
+    RegimeRecord,
+    Row,
+    config_hash,
+    finite_or_none,
+    git_commit,
+    num,
+    opt_num,
+    pair,
+    regime_from_json,
+    regime_json,
+)
 from maelab.verdicts_schema import (
     CALIBRATION,
-    NO_PILOT,
-    PLACEBO_SAME,
-    REASONS,
-    STILL_LEARNING,
-    UNSEEN,
-    PLACEBO,
-    POSITIVE_CONTROL,
-    RAW,
     INSTRUMENT,
     KINDS,
+    NO_PILOT,
+    PLACEBO,
+    PLACEBO_SAME,
+    POSITIVE_CONTROL,
     PREDICTION,
+    RAW,
+    REASONS,
     SCHEMA,
+    STILL_LEARNING,
+    UNSEEN,
     VERDICT_OPTIONAL,
     VerdictsError,
     validate,
 )
 
-__all__ = ["CALIBRATION", "INSTRUMENT", "KINDS", "NO_PILOT", "PLACEBO_SAME", "PREDICTION", "REASONS",
+__all__ = ["CALIBRATION", "PositiveControl", "Row", "Contrast", "ControlRecord", "Convergence", "RegimeRecord", "config_hash", "git_commit", "INSTRUMENT", "KINDS", "NO_PILOT", "PLACEBO_SAME", "PREDICTION", "REASONS",
            "SCHEMA", "STILL_LEARNING", "UNSEEN", "VERDICTS_FILE", "VerdictsError",
            "validate"]  # fmt: skip
-
-
-
-
-@dataclass(frozen=True)
-class Convergence:
-    """A condition against its pilot (the same condition trained 3x longer, run once): mean final
-    loss over seeds, the pilot's, their relative gap, and the gate readout's mean and pilot."""
-
-    loss: float
-    pilot_loss: float
-    readout: float
-    pilot_readout: float
-    loss_tolerance: float  # relative: the loss may sit this far above the pilot's
-    readout_margin: float  # the gate readout may sit this far below the pilot's
-
-    @property
-    def gap(self) -> float:
-        return (self.loss - self.pilot_loss) / self.pilot_loss
-
-    @property
-    def converged(self) -> bool:
-        return self.gap <= self.loss_tolerance and (
-            self.pilot_readout - self.readout <= self.readout_margin
-        )
-
-
-@dataclass(frozen=True)
-class RegimeRecord:
-    """One condition's regime gate: readout means over seeds and the interval of encoder - random;
-    `pca` the whole-image PCA-k of pixels read the same way (a fair pixel baseline), `convergence`
-    the condition against its pilot (None: no pilot for this budget, convergence not known)."""
-
-    condition: str
-    encoder: float
-    pixels: float
-    random: float
-    ci: tuple[float, float]
-    pca: float | None = None
-    convergence: Convergence | None = None
-
-    @property
-    def reached(self) -> bool:
-        """The encoder beats its untrained network (interval above 0) and, where measured, the
-        pixels' PCA-k on average."""
-        beats_pca = self.pca is None or not math.isfinite(self.pca) or self.encoder > self.pca
-        return math.isfinite(self.ci[0]) and self.ci[0] > 0.0 and beats_pca
-
-    @property
-    def converged(self) -> bool | None:
-        return None if self.convergence is None else self.convergence.converged
-
-    @property
-    def above_pca(self) -> bool | None:
-        """The encoder beats the pixels' PCA-k on the gate (None: not measured)."""
-        return None if self.pca is None else self.encoder > self.pca
-
-    @property
-    def above_pixels(self) -> bool:
-        """The encoder's mean readout beats raw pixels (the goal; not part of the gate)."""
-        return self.encoder > self.pixels
-
-
-@dataclass(frozen=True)
-class Contrast:
-    """A row's raw (trained) or placebo (untrained) contrast: mean, interval at the row's level,
-    the paired values; a placebo also gets the row's rule applied to it alone (`outcome`)."""
-
-    effect: float
-    ci: tuple[float, float]
-    per_seed: tuple[float, ...]
-    outcome: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        obj: dict[str, Any] = {"effect": self.effect, "ci": _ci_json(self.ci),
-                               "per_seed": [float(x) for x in self.per_seed]}  # fmt: skip
-        if self.outcome is not None:
-            obj["outcome"] = self.outcome
-        return obj
-
-    @classmethod
-    def from_json(cls, v: dict[str, Any]) -> Contrast:
-        return cls(float(v["effect"]), _pair(v["ci"]), tuple(float(x) for x in v["per_seed"]),
-                   v.get("outcome"))  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ControlRecord:
-    """A positive control decided: what was constructed, its effect and interval at the row's
-    level; `detected` when the interval excludes 0."""
-
-    what: str
-    effect: float
-    ci: tuple[float, float]
-    per_seed: tuple[float, ...]
-
-    @property
-    def detected(self) -> bool:
-        lo, hi = self.ci
-        return math.isfinite(lo) and math.isfinite(hi) and (lo > 0.0 or hi < 0.0)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"what": self.what, "effect": self.effect, "ci": _ci_json(self.ci),
-                "per_seed": [float(x) for x in self.per_seed], "detected": self.detected}  # fmt: skip
-
-    @classmethod
-    def from_json(cls, v: dict[str, Any]) -> ControlRecord:
-        return cls(v["what"], float(v["effect"]), _pair(v["ci"]),
-                   tuple(float(x) for x in v["per_seed"]))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -220,17 +124,17 @@ class VerdictRecord:
             elif k == POSITIVE_CONTROL:
                 optional[k] = None if v.get(k) is None else ControlRecord.from_json(v[k])
             else:
-                optional[k] = _opt_num(v.get(k))
+                optional[k] = opt_num(v.get(k))
         return cls(
             paper=v["paper"],
             claim=v["claim"],
             kind=v["kind"],
             outcome=v["outcome"],
             effect=float(v["effect"]),
-            ci=_pair(v["ci"]),
+            ci=pair(v["ci"]),
             n_seeds=v["n_seeds"],
             per_seed=tuple(float(x) for x in v["per_seed"]),
-            min_detectable=_num(v["min_detectable"]),
+            min_detectable=num(v["min_detectable"]),
             **optional,
         )
 
@@ -253,7 +157,7 @@ class Verdicts:
             "commit": self.commit,
             "config_hash": self.config_hash,
             "ci_method": self.ci_method,
-            "regime": [_regime_json(r) for r in self.regime],
+            "regime": [regime_json(r) for r in self.regime],
             "verdicts": [_verdict_json(v) for v in self.verdicts],
         }
 
@@ -261,44 +165,12 @@ class Verdicts:
     def from_json(cls, obj: Any) -> Verdicts:
         """Validate a schema-1 object and build the records (null numbers become NaN)."""
         validate(obj)
-        regime = tuple(_regime_from_json(r) for r in obj["regime"])
+        regime = tuple(regime_from_json(r) for r in obj["regime"])
         rows = tuple(VerdictRecord.from_json(v) for v in obj["verdicts"])
         return cls(obj["commit"], obj["config_hash"], obj["ci_method"], regime, rows, obj["schema"])
 
 
 # ---------------------------------------------------------------- deciding rows
-@dataclass(frozen=True)
-class Row:
-    """What the study measured for one claim, before it is decided.
-
-    `per_seed` holds the paired differences (or the per-seed values of a one-condition check),
-    one per training seed; `regime_reached` is the gate of every condition the row compares.
-    """
-
-    paper: str
-    claim: str
-    predicted: str  # "increase" | "decrease" | "differs" | "none"
-    margin: float
-    per_seed: Sequence[float]
-    kind: str = PREDICTION
-    regime_reached: bool = True
-    control: float | None = None
-    expected: str | None = None  # the outcome the row must have (calibration rows)
-    exact: float | None = None  # the exact answer (calibration rows: per_seed = measured - exact)
-    placebo: Sequence[float] | None = None  # the untrained networks' contrast, paired with per_seed
-    positive_control: PositiveControl | None = None
-    regime_reason: str | None = None  # why the regime was not reached (`STILL_LEARNING`)
-
-
-@dataclass(frozen=True)
-class PositiveControl:
-    """A model with an effect of known size by construction, read by the row's readout on the
-    same images, masks and seeds: what it is, and its paired values (one per seed)."""
-
-    what: str
-    per_seed: Sequence[float]
-
-
 @dataclass(frozen=True)
 class Sampling:
     """What a row's paired values range over, and how its interval is taken from them."""
@@ -376,9 +248,7 @@ def decide_table(
                 effect=eff.mean,
                 ci=eff.ci,
                 n_seeds=eff.n if sampling.per_seed else 1,
-                per_seed=tuple(float(x) for x in decided[i])
-                if sampling.per_seed
-                else (eff.mean,),
+                per_seed=tuple(float(x) for x in decided[i]) if sampling.per_seed else (eff.mean,),
                 min_detectable=eff.half_width,
                 control=row.control,
                 predicted=row.predicted,
@@ -468,31 +338,6 @@ def summary(verdicts: Sequence[VerdictRecord]) -> dict[str, int]:
     return counts
 
 
-# ---------------------------------------------------------------- provenance
-def git_commit(repo: str | Path | None = None) -> str:
-    """`git rev-parse HEAD` of the checkout holding maelab (or `repo`); "unknown" without git."""
-    where = Path(repo) if repo is not None else Path(__file__).resolve().parent
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    sha = done.stdout.strip()
-    return sha if done.returncode == 0 and sha else "unknown"
-
-
-def config_hash(config: Mapping[str, Any] | Any) -> str:
-    """A stable 16-hex-digit hash of a resolved config (a mapping or a pydantic model).
-
-    Key order does not matter; the hash is over canonical JSON (sorted keys, no spaces).
-    """
-    if hasattr(config, "model_dump"):
-        config = config.model_dump(mode="json")
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 # ---------------------------------------------------------------- files
 def write_verdicts(path: str | Path, verdicts: Verdicts) -> Path:
     """Validate and write atomically; `path` is the file or a folder (then DIR/verdicts.json)."""
@@ -521,56 +366,6 @@ def read_verdicts(path: str | Path) -> Verdicts:
 _TEXT_FIELDS = ("predicted", "expected", "reason")  # optional fields that hold words
 
 
-def _pair(ci: list[float | None]) -> tuple[float, float]:
-    return (_num(ci[0]), _num(ci[1]))
-
-
-def _num(x: float | None) -> float:
-    return math.nan if x is None else float(x)
-
-
-def _opt_num(x: float | None) -> float | None:
-    return None if x is None else float(x)
-
-
-def _finite_or_none(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def _ci_json(ci: tuple[float, float]) -> list[float | None]:
-    return [_finite_or_none(ci[0]), _finite_or_none(ci[1])]
-
-
-def _regime_json(r: RegimeRecord) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "condition": r.condition,
-        "encoder": r.encoder,
-        "pixels": r.pixels,
-        "random": r.random,
-        "ci": _ci_json(r.ci),
-    }
-    if r.pca is not None:
-        obj["pca"] = _finite_or_none(r.pca)
-    c = r.convergence
-    if c is not None:
-        obj.update(converged=c.converged, loss=c.loss, pilot_loss=c.pilot_loss, gap=c.gap,
-                   readout=c.readout, pilot_readout=c.pilot_readout,
-                   loss_tolerance=c.loss_tolerance, readout_margin=c.readout_margin)  # fmt: skip
-    return obj
-
-
-def _regime_from_json(r: dict[str, Any]) -> RegimeRecord:
-    convergence = None
-    if r.get("pilot_loss") is not None:
-        convergence = Convergence(
-            float(r["loss"]), float(r["pilot_loss"]), float(r["readout"]),
-            float(r["pilot_readout"]), float(r["loss_tolerance"]), float(r["readout_margin"]),
-        )  # fmt: skip
-    return RegimeRecord(r["condition"], float(r["encoder"]), float(r["pixels"]),
-                        float(r["random"]), _pair(r["ci"]), _opt_num(r.get("pca")),
-                        convergence)  # fmt: skip
-
-
 def _verdict_json(v: VerdictRecord) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "paper": v.paper,
@@ -578,10 +373,10 @@ def _verdict_json(v: VerdictRecord) -> dict[str, Any]:
         "kind": v.kind,
         "outcome": v.outcome,
         "effect": v.effect,
-        "ci": [_finite_or_none(v.ci[0]), _finite_or_none(v.ci[1])],
+        "ci": [finite_or_none(v.ci[0]), finite_or_none(v.ci[1])],
         "n_seeds": v.n_seeds,
         "per_seed": [float(x) for x in v.per_seed],
-        "min_detectable": _finite_or_none(v.min_detectable),
+        "min_detectable": finite_or_none(v.min_detectable),
     }
     for key in VERDICT_OPTIONAL:
         value = getattr(v, key)
@@ -592,5 +387,5 @@ def _verdict_json(v: VerdictRecord) -> dict[str, Any]:
         elif key in (RAW, PLACEBO, POSITIVE_CONTROL):
             obj[key] = value.to_json()
         else:
-            obj[key] = _finite_or_none(value)
+            obj[key] = finite_or_none(value)
     return obj

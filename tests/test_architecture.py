@@ -169,7 +169,7 @@ def imports_of(package: Path) -> list[Import]:
 LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(names.split())
     for names in (
-        "errors config run_folder run_records metric_names stats verdicts_schema verdicts metrics "
+        "errors config run_folder run_records metric_names stats verdicts_schema verdict_records verdicts metrics "
         "plotting collectives",
         "data",
         "recipes",

@@ -187,8 +187,11 @@ def format_decision(decision: Decision) -> str:
             raw = f"{v.raw.effect:+.4f}" if v.raw else "-"
             placebo = f"{v.placebo.effect:+.4f} ({v.placebo.outcome})" if v.placebo else "-"
             pc = v.positive_control
-            shown = f"{pc.effect:+.4f} {_ci(pc.ci)} {'seen' if pc.detected else 'not seen'}" \
-                if pc else "-"
+            shown = (
+                f"{pc.effect:+.4f} {_ci(pc.ci)} {'seen' if pc.detected else 'not seen'}"
+                if pc
+                else "-"
+            )
             lines.append(
                 f"{v.paper} | {v.claim} | {decision.derived.get(v.claim, v.predicted)} | "
                 f"{v.effect:+.4f} {_ci(v.ci)} | {raw} | {placebo} | {shown} | {v.n_seeds} | "
@@ -199,8 +202,13 @@ def format_decision(decision: Decision) -> str:
     for r in decision.regime:
         pca = "-" if r.pca is None else f"{r.pca:.3f}"
         c = r.convergence
-        conv = "- | not checked" if c is None else (
-            f"{c.loss:.4f} / {c.pilot_loss:.4f} ({c.gap:+.1%}) | {'yes' if c.converged else 'no'}")
+        conv = (
+            "- | not checked"
+            if c is None
+            else (
+                f"{c.loss:.4f} / {c.pilot_loss:.4f} ({c.gap:+.1%}) | {'yes' if c.converged else 'no'}"
+            )
+        )
         lines.append(
             f"{r.condition} | {r.encoder:.3f} | {r.random:.3f} | {r.pixels:.3f} | {pca} | "
             f"{_ci(r.ci)} | {'yes' if r.reached else 'no'}"

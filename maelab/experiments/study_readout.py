@@ -21,7 +21,8 @@ import torch
 from maelab import metric_names as m
 from maelab.config import Config, MaskConfig
 from maelab.data.base import ImageSet, Splits
-from maelab.data.synthetic import grid_sizes, latent_dims, redraw_latent, synthetic_layout
+from maelab.data.redraw import redraw_latent
+from maelab.data.synthetic import grid_sizes, latent_dims, synthetic_layout
 from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.features import Features, pixel_token_features, token_features
 from maelab.experiments.declaration import R2
@@ -101,7 +102,9 @@ def study_metrics(
     for source in (m.ENCODER, m.RANDOM):
         out[m.held_rank(source)] = effective_rank(views[(m.FULL, source)][1].x)
     pf, ph = pixel_pca_views(fit, held, k)
-    for name, value in selectivity(pf, fit, ph, held, seed=seed, readouts=(m.Z_G, m.S_G)).linear.items():
+    for name, value in selectivity(
+        pf, fit, ph, held, seed=seed, readouts=(m.Z_G, m.S_G)
+    ).linear.items():
         if not math.isnan(value):
             out[m.selectivity(name, m.PCA, probe=m.PRINCIPAL_PROBE)] = value
     out[m.LATENT_RANK] = effective_rank(latent_vectors(held))

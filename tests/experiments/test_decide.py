@@ -244,7 +244,9 @@ def test_every_prediction_row_is_decided_against_its_untrained_network() -> None
                  - runs.runs["patch"][s]["sel.full.random.e_r"] for s in seeds]  # fmt: skip
     assert r.raw.per_seed == pytest.approx(raw) and r.placebo.per_seed == pytest.approx(untrained)
     assert r.per_seed == pytest.approx([a - b for a, b in zip(raw, untrained, strict=True)])
-    assert r.positive_control.detected and r.positive_control.effect == pytest.approx(-0.03, abs=0.01)
+    assert r.positive_control.detected and r.positive_control.effect == pytest.approx(
+        -0.03, abs=0.01
+    )
     collapse = row(table, "MAE collapses dimensions (log effective rank, trained / untrained)")
     # already trained - untrained: its placebo is seed s's untrained network against seed s+100's
     expected = [np.log(runs.runs["patch"][s]["random.effective_rank"]
@@ -278,8 +280,10 @@ def test_a_condition_short_of_its_pilot_is_still_learning() -> None:
     assert r.shown_outcome == "regime not reached (still learning)"
     region = next(x for x in table.regime if x.condition == "region · R^2(s_g), top-k")
     assert region.converged is False and region.convergence.gap == pytest.approx(1.0)
-    other = row(table, "a patch-sized unit keeps the cell's own noise better than a cell-sized "
-                "one (R^2(e_c))")
+    other = row(
+        table,
+        "a patch-sized unit keeps the cell's own noise better than a cell-sized one (R^2(e_c))",
+    )
     assert other.reason != vd.STILL_LEARNING  # patch and cell converged
     # no pilot: convergence is not known and no row counts
     r = row(decide(WORLD, fake_runs(E_R)), "region-sized units keep less")
@@ -292,6 +296,8 @@ def test_the_gate_must_beat_the_pixels_pca() -> None:
         m["selp.full.pca.s_g"] = 0.95  # above every patch encoder (0.9)
     table = decide(WORLD, runs, PILOTS)
     patch = next(x for x in table.regime if x.condition == "patch · R^2(s_g), top-k")
-    assert patch.pca == pytest.approx(0.95) and not patch.reached and patch.ci[0] > 0  # beats its random net
+    assert (
+        patch.pca == pytest.approx(0.95) and not patch.reached and patch.ci[0] > 0
+    )  # beats its random net
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.REGIME_NOT_REACHED
