@@ -110,13 +110,16 @@ class DataConfig(Strict):
     gaussian: GaussianConfig = GaussianConfig()
 
 
-# ModelConfig fields that are not MAEArch fields (the ViT's shape is read from the rest)
-NOT_ARCH_FIELDS = frozenset({"preset", "init", "kind", "code_dim"})
+# ModelConfig fields that are not MAEArch fields (the ViT's shape is read from the rest;
+# code_dim is a field of both archs)
+NOT_ARCH_FIELDS = frozenset({"preset", "init", "kind"})
 
 
 class ModelConfig(Strict):
     kind: Literal["vit", "linear"] = "vit"  # linear: maelab.models.linear (code_dim wide)
-    code_dim: PosInt | None = None  # k, the code's width (linear; None: the pixel count)
+    # k, the code's width. linear: None is the pixel count (full rank). vit: the decoder reads
+    # only a k-wide code (the mean visible token, projected); None: the visible tokens (MAE)
+    code_dim: PosInt | None = None
     preset: str | None = "tiny"  # fills the fields below that are left unset
     img_size: PosInt | None = None
     patch_size: PosInt | None = None
@@ -156,7 +159,7 @@ class ObjectiveConfig(Strict):
 
 class LossConfig(Strict):
     # which pixels the reconstruction loss counts: the removed patches' (MAE), or every pixel
-    # (a plain autoencoder at mask.ratio=0; model.kind=linear only)
+    # (with mask.ratio=0, a plain autoencoder)
     on: Literal["masked", "all"] = "masked"
 
 
@@ -208,8 +211,18 @@ class Config(Strict):
             raise ValueError(
                 f"data.crop_scale={self.data.crop_scale} must satisfy 0 < lo <= hi <= 1"
             )
-        if self.loss.on == "all" and self.model.kind != "linear":
-            raise ValueError("loss.on=all needs model.kind=linear (the ViT counts removed patches)")
+        most = m.ratio if m.ratio_range is None else m.ratio_range[1]
+        if self.loss.on == "masked" and most == 0.0:
+            raise ValueError(
+                "mask.ratio=0 with loss.on=masked removes nothing to predict; set loss.on=all "
+                "(a plain autoencoder) or a ratio above 0"
+            )
+        if self.model.code_dim is not None and self.model.kind == "vit":
+            if self.objective.name != "mae":
+                raise ValueError(
+                    f"model.code_dim with objective.name={self.objective.name}: only the mae "
+                    "objective trains the code; unset model.code_dim or use objective.name=mae"
+                )
         if not all(0.0 <= b < 1.0 for b in self.train.betas):
             raise ValueError(f"train.betas={self.train.betas} must both be in [0, 1)")
         return self

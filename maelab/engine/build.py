@@ -26,7 +26,7 @@ def build_model_for(cfg: Config, splits: Splits) -> MaskedAutoencoder | LinearMA
         if cfg.model.kind == "linear":
             arch = linear_arch_from_config(cfg.model, cfg.loss.on, img_size, splits.train.channels)
         else:
-            arch = arch_from_config(cfg.model, img_size, splits.train.channels)
+            arch = arch_from_config(cfg.model, img_size, splits.train.channels, cfg.loss.on)
         arch.validate()
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"bad model config: {exc}") from None

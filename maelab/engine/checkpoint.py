@@ -5,6 +5,7 @@ Writing goes to a temporary file, fsync, rename; the last K numbered ones are ke
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import warnings
@@ -198,10 +199,12 @@ def _check_arch(state: dict[str, Any], model: MaskedAutoencoder, path: Path) -> 
             f"checkpoint '{path}' is not a maelab pretraining checkpoint (no arch)"
         )
     ours = model.arch_dict()
+    # a field the checkpoint lacks was written before it existed: it held the field's default
+    default = {f.name: f.default for f in dataclasses.fields(model.arch)}
     diff = [
-        f"{k}: checkpoint {saved.get(k)} vs config {v}"
+        f"{k}: checkpoint {saved.get(k, default.get(k))} vs config {v}"
         for k, v in ours.items()
-        if saved.get(k) != v
+        if saved.get(k, default.get(k)) != v
     ]
     if diff:
         raise CheckpointError(f"checkpoint '{path}' is for another model ({'; '.join(diff[:3])})")

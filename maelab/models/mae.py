@@ -18,6 +18,7 @@ from torch import nn
 
 from maelab.masking import Mask, batch_mask
 from maelab.models.ablation import check_ablation, make_block
+from maelab.models.pooling import pool_tokens
 from maelab.models.pos_embed import POS_EMBED_INITS, sincos_2d
 
 
@@ -39,6 +40,9 @@ class MAEArch:
     learnable_pos_embed: bool = False
     pos_embed_init: str = "sincos"  # "sincos" | "random" (trunc-normal, std 0.02)
     ablation: str = "none"  # encoder blocks: "none" | "no_skip" | "no_scale" | "no_softmax"
+    # k: the decoder reads only a k-wide code (the mean visible token, projected); None: tokens
+    code_dim: int | None = None
+    loss_on: str = "masked"  # "masked": removed patches only (MAE); "all": every patch
 
     def validate(self) -> None:
         """Raise ValueError naming the field and the fix."""
@@ -65,6 +69,14 @@ class MAEArch:
                 f"{', '.join(POS_EMBED_INITS)}"
             )
         check_ablation(self.ablation)
+        if self.code_dim is not None and not 1 <= self.code_dim <= self.embed_dim:
+            # the code is a linear map of one D-wide token: past D its numbers are not free
+            raise ValueError(
+                f"code_dim={self.code_dim} must be in [1, embed_dim={self.embed_dim}] (the code "
+                "projects one embed_dim-wide token); lower model.code_dim"
+            )
+        if self.loss_on not in ("masked", "all"):
+            raise ValueError(f"loss_on={self.loss_on!r}: expected 'masked' or 'all'")
 
     @property
     def grid_size(self) -> int:
@@ -82,6 +94,13 @@ class MaskedAutoencoder(nn.Module):
     With an `init_seed` the encoder draws from its own generator seeded by (seed, "encoder") and
     the decoder from (seed, "decoder"), and the global RNG is neither read nor advanced: the
     same seed gives the same encoder whatever the decoder's shape, so runs pair across settings.
+
+    With `arch.code_dim` k the visible tokens reach the decoder only through a k-wide code: the
+    mean visible token (after the final norm) projected by `code_head`. Every decoder position
+    starts as its position + the mask token + `decoder_embed(code)`, so the removed patches are
+    predicted from k numbers (a code of set width computed from the visible part, Kong et al.
+    2023). The code head draws from its own (seed, "code") generator, so a seed gives the same
+    encoder with or without a code.
     """
 
     def __init__(
@@ -115,8 +134,8 @@ class MaskedAutoencoder(nn.Module):
         )
         self.norm = norm_layer(d)
 
-        # decoder
-        self.decoder_embed = nn.Linear(d, dd, bias=True)
+        # decoder; with a code it reads the k-wide code instead of the D-wide tokens
+        self.decoder_embed = nn.Linear(arch.code_dim or d, dd, bias=True)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, n + 1, dd), requires_grad=pos_grad)
         self.decoder_blocks = nn.ModuleList(
@@ -128,6 +147,8 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_mix = nn.Linear(n + 1, n + 1, bias=False) if not arch.decoder_depth else None
         self.decoder_norm = norm_layer(dd) if arch.decoder_depth else nn.Identity()
         self.decoder_pred = nn.Linear(dd, arch.patch_size**2 * arch.in_chans, bias=True)
+        # the code: mean visible token -> k numbers; made last so that without it nothing moves
+        self.code_head = nn.Linear(d, arch.code_dim, bias=True) if arch.code_dim else None
 
     # ---------------------------------------------------------------- init
     def initialize_weights(self, init_seed: int | None = None) -> None:
@@ -184,6 +205,8 @@ class MaskedAutoencoder(nn.Module):
             _init_layers((self.decoder_mix,), dec)
         decoder = (self.decoder_embed, self.decoder_blocks, self.decoder_norm, self.decoder_pred)
         _init_layers(decoder, dec)
+        if self.code_head is not None:
+            _init_layers((self.code_head,), init_generator(seed, "code"))
         if self.arch.pos_embed_init == "random":
             for table, gen in ((self.pos_embed, enc), (self.decoder_pos_embed, dec)):
                 _draw(table, lambda t, gen=gen: nn.init.trunc_normal_(t, std=0.02, generator=gen))
@@ -255,15 +278,42 @@ class MaskedAutoencoder(nn.Module):
                 return x
         return self.norm(x)
 
+    # ---------------------------------------------------------------- code
+    def code_from_tokens(self, latent: torch.Tensor) -> torch.Tensor:
+        """Encoder tokens (N, 1 + K, D), cls first, -> the code (N, k): the mean of the K patch
+        tokens (the visible ones under a mask), projected by `code_head`."""
+        if self.code_head is None:
+            raise ValueError("this model has no code (model.code_dim is None)")
+        return self.code_head(pool_tokens(latent, "mean"))
+
+    def code(self, imgs: torch.Tensor, mask: Mask | None = None) -> torch.Tensor:
+        """The code (N, k) of images: computed from the visible patches of `mask`, or from the
+        whole image without one."""
+        if mask is None:
+            return self.code_from_tokens(self.encode(imgs))
+        return self.code_from_tokens(self.forward_encoder(imgs, mask.ratio, mask=mask)[0])
+
     # ---------------------------------------------------------------- decoder
-    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
-        """latent (N, 1 + K, D) -> per-patch predictions (N, L, p*p*C)."""
+    def decoder_input(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """The decoder's first residual stream (N, 1 + L, Dd), cls slot first, raster order.
+
+        Without a code: the embedded visible tokens and mask tokens unshuffled, plus positions.
+        With one: every slot is its position + the mask token + the embedded code (the only
+        path from the visible pixels to the decoder).
+        """
+        if self.code_head is not None:
+            code = self.decoder_embed(self.code_from_tokens(latent))  # (N, Dd)
+            return self.decoder_pos_embed + self.mask_token + code.unsqueeze(1)
         x = self.decoder_embed(latent)  # (N, 1 + K, Dd)
         n, num_patches = ids_restore.shape
         mask_tokens = self.mask_token.expand(n, num_patches + 1 - x.shape[1], -1)
         x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)  # (N, L, Dd), shuffled order
         x_ = torch.gather(x_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))
-        x = torch.cat([x[:, :1, :], x_], dim=1) + self.decoder_pos_embed
+        return torch.cat([x[:, :1, :], x_], dim=1) + self.decoder_pos_embed
+
+    def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """latent (N, 1 + K, D) -> per-patch predictions (N, L, p*p*C)."""
+        x = self.decoder_input(latent, ids_restore)
         for blk in self.decoder_blocks:
             x = blk(x)
         if self.decoder_mix is not None:
@@ -284,9 +334,11 @@ class MaskedAutoencoder(nn.Module):
     def forward_loss(
         self, imgs: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """Mean squared error averaged over removed patches only."""
+        """Per-patch mean squared error averaged over the removed patches (or over every patch
+        with `arch.loss_on` "all": the plain autoencoder at mask ratio 0)."""
+        counted = torch.ones_like(mask) if self.arch.loss_on == "all" else mask
         loss = (pred.float() - self.target(imgs).float()).pow(2).mean(dim=-1)  # (N, L)
-        return (loss * mask).sum() / mask.sum().clamp_min(1.0)
+        return (loss * counted).sum() / counted.sum().clamp_min(1.0)
 
     def forward(
         self,

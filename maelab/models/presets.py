@@ -46,12 +46,14 @@ def make_arch(preset: str | None = None, **overrides: Any) -> MAEArch:
     return MAEArch(**fields)
 
 
-def arch_from_config(model_cfg: Any, img_size: int, in_chans: int) -> MAEArch:
-    """MAEArch from a ModelConfig; image size and channels default to the data's."""
+def arch_from_config(
+    model_cfg: Any, img_size: int, in_chans: int, loss_on: str = "masked"
+) -> MAEArch:
+    """MAEArch from a ModelConfig and `loss.on`; image size and channels default to the data's."""
     fields = model_cfg.model_dump(exclude=set(NOT_ARCH_FIELDS))
     fields["img_size"] = fields["img_size"] or img_size
     fields["in_chans"] = fields["in_chans"] or in_chans
-    return make_arch(model_cfg.preset, **fields)
+    return make_arch(model_cfg.preset, **fields, loss_on=loss_on)
 
 
 def linear_arch_from_config(

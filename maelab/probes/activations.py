@@ -37,13 +37,9 @@ def decoder_input(
     model: MaskedAutoencoder, latent: torch.Tensor, ids_restore: torch.Tensor
 ) -> torch.Tensor:
     """The decoder's first residual stream (N, 1 + L, Dd): embedded visible tokens and mask
-    tokens unshuffled to raster order, plus decoder positions (as in ``forward_decoder``)."""
-    x = model.decoder_embed(latent)  # (N, 1 + K, Dd)
-    n, num_patches = ids_restore.shape
-    mask_tokens = model.mask_token.expand(n, num_patches + 1 - x.shape[1], -1)
-    x_ = torch.cat([x[:, 1:, :], mask_tokens], dim=1)  # (N, L, Dd), shuffled order
-    x_ = torch.gather(x_, 1, ids_restore.unsqueeze(-1).expand(-1, -1, x.shape[2]))
-    return torch.cat([x[:, :1, :], x_], dim=1) + model.decoder_pos_embed
+    tokens unshuffled to raster order, plus decoder positions (`MaskedAutoencoder.decoder_input`;
+    with a code, every slot reads the embedded code)."""
+    return model.decoder_input(latent, ids_restore)
 
 
 def attention_probs(attn: Attention, x: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,6 @@ import torch
 
 from maelab.config import load_config
 from maelab.engine.pretrain import pretrain
-from maelab.errors import ConfigError
 from maelab.masking import mask_from_noise
 from maelab.models.linear import LinearArch, LinearMAE
 from maelab.models.mae import patchify
@@ -86,8 +85,3 @@ def test_engine_trains_the_linear_mae(tmp_path) -> None:
     assert result.model.arch.code_dim == 4 and result.model.arch_dict()["kind"] == "linear"
     w = result.model.end_to_end().numpy()
     assert np.isfinite(w).all()
-
-
-def test_loss_on_all_needs_the_linear_model() -> None:
-    with pytest.raises(ConfigError, match="loss.on=all needs model.kind=linear"):
-        load_config(overrides=["loss.on=all"])
