@@ -1,7 +1,8 @@
 """Frozen features: the one path from an encoder (or raw pixels) to what the readouts read.
 
 `encoder_tokens` is the only function that runs an encoder for evaluation: every probe, readout
-and baseline gets its tokens from it, on the full image or under a `Mask`. On top of it, one
+and baseline gets its tokens from it, on the full image or under a `Mask` (and `encoder_code`
+the k-wide code of a model with `model.code_dim`, from those tokens). On top of it, one
 `Features` class: the pooled vectors of a set of images and, where a readout needs them, the
 patch tokens in raster order (zero where a mask removed the patch).
 
@@ -91,6 +92,16 @@ def encoder_tokens(
         raise ValueError("a block's output is read on the full image only (mask=None)")
     latent, _, _ = model.forward_encoder(images, mask.ratio, mask=mask)
     return latent
+
+
+@torch.no_grad()
+def encoder_code(
+    model: MaskedAutoencoder, images: torch.Tensor, mask: Mask | None = None
+) -> torch.Tensor:
+    """The k-wide code (N, k) of normalised images for a model with `model.code_dim`: its
+    pooling and projection head on `encoder_tokens`, from the visible patches under `mask` (the
+    code the decoder reads in training) or from the whole image without one."""
+    return model.code_from_tokens(encoder_tokens(model, images, mask))
 
 
 def _progress(total: int, batch_size: int, desc: str, quiet: bool) -> tqdm:

@@ -40,6 +40,8 @@ def encoder_only_reason(source: ExportSource) -> str | None:
         return "the checkpoint holds no decoder"
     if source.model.arch.decoder_depth == 0:
         return "its depth-0 decoder (a token-mixing linear head) has no HF counterpart"
+    if source.model.arch.code_dim is not None:
+        return "its decoder reads a k-wide code (model.code_dim), which HF ViTMAE has not"
     return None
 
 

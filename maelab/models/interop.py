@@ -312,6 +312,11 @@ def to_hf_vitmae(model: MaskedAutoencoder, mask_ratio: float = 0.75) -> ViTMAEFo
     the mask ratio in the config, so it is an argument here.
     """
     _require_plain_blocks(model, "ViTMAEForPreTraining")
+    if model.arch.code_dim is not None:
+        raise ValueError(
+            f"ViTMAEForPreTraining's decoder reads the visible tokens, not a "
+            f"{model.arch.code_dim}-wide code (model.code_dim); export the encoder alone"
+        )
     transformers = _import_transformers()
     hf = transformers.ViTMAEForPreTraining(hf_vitmae_config(model, mask_ratio))
     legacy = any(".encoder.layer." in k for k in hf.state_dict())
