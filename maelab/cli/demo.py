@@ -35,6 +35,12 @@ def add(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add the mask-ratio sweep, longer runs and the real-image rows (digits)",
     )
+    p.add_argument(
+        "--pilot",
+        action="store_true",
+        help="train every condition 3x longer on the tuning seed (seed 0) into OUT/pilot: the "
+        "pilots the demo's convergence check reads (shipped for the default budget)",
+    )
     p.add_argument("--out", default=None, help="study folder (default: runs/demo)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=_run_demo)
@@ -47,6 +53,16 @@ def _run_demo(args: argparse.Namespace) -> int:
     from maelab.verdicts import VERDICTS_FILE, summary
 
     cfg = config_path(args.config) if args.config else None
+    if args.pilot:
+        from maelab.experiments.demo import run_pilot
+
+        path, entry = run_pilot(cfg, args.overrides, quick=args.quick, out=args.out,
+                                quiet=args.quiet, full=args.full)  # fmt: skip
+        for cond, v in entry["conditions"].items():
+            print(f"pilot {cond}: loss {v['loss']:.4f}, gate readout {v['readout']:.3f} "
+                  f"({entry['steps']} steps, seed {entry['seed']})")  # fmt: skip
+        print(f"pilots: {path}")
+        return 0
     res = run_demo(
         cfg, args.overrides, quick=args.quick, out=args.out, quiet=args.quiet, full=args.full
     )

@@ -26,6 +26,15 @@ from maelab.experiments.calibration_verdicts import write_calibration_verdicts
 from maelab.experiments.decide import Decision, as_json, decide
 from maelab.experiments.declaration import Study
 from maelab.experiments.measurements import Measurements, read_measurements
+from maelab.experiments.pilots import (
+    PILOT_DIR,
+    PILOT_FACTOR,
+    PILOT_SEED,
+    budget_key,
+    pilot_entry,
+    read_pilots,
+    write_pilot,
+)
 from maelab.experiments.plan import GRID_SEEDS, SweepPlan, load_sweep
 from maelab.experiments.studies.real_images import REAL_IMAGES
 from maelab.experiments.studies.world import WORLD, WORLD_FULL
@@ -215,7 +224,8 @@ def _check_runs(result: SweepResult) -> None:
 def decide_demo(plan: DemoPlan) -> DemoDecision:
     """Each part's study decided from its runs; the real part's table follows the world's."""
     world = read_measurements(plan.world.plan.dir, plan.world.study.conditions)
-    decision = decide(plan.world.study, world)
+    pilots = read_pilots(budget_key(plan.world.plan.base), plan.world.plan.dir)
+    decision = decide(plan.world.study, world, pilots)
     real = None
     if plan.real is not None:
         real = read_measurements(plan.real.plan.dir, plan.real.study.conditions)
@@ -258,6 +268,31 @@ def write_demo(plan: DemoPlan, decided: DemoDecision) -> Path:
         },
     })  # fmt: skip
     return path
+
+
+def run_pilot(
+    config: str | Path | None = None,
+    overrides: list[str] | None = None,
+    quick: bool = False,
+    out: str | None = None,
+    quiet: bool = False,
+    full: bool = False,
+) -> tuple[Path, dict[str, Any]]:
+    """The pilots of a demo budget: every condition of the world's study trained
+    `PILOT_FACTOR` times longer on the tuning seed, into OUT/pilot; their final loss and gate
+    readout are written to OUT/pilot/pilots.json under the budget they judge."""
+    say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    judged = plan_demo(config, overrides, quick, out, full)
+    epochs = build_config(judged.world.plan.base).train.epochs
+    longer = [*(overrides or []), f"train.epochs={PILOT_FACTOR * epochs}",
+              f"sweep.seeds=[{PILOT_SEED}]"]  # fmt: skip
+    pilot = plan_demo(config, longer, quick, str(judged.world.plan.dir / PILOT_DIR), full)
+    pilot.real = None
+    sweep_demo(pilot, say, quiet)
+    m = read_measurements(pilot.world.plan.dir, pilot.world.study.conditions)
+    entry = pilot_entry(pilot.world.study, m)
+    path = write_pilot(judged.world.plan.dir, budget_key(judged.world.plan.base), entry)
+    return path, entry
 
 
 def run_demo(
