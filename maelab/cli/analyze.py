@@ -68,7 +68,11 @@ def _add_probes(what: argparse._SubParsersAction) -> None:
         "data.name=folder data.root=DIR); they follow the model (its image size and channels; "
         "grey replicated to 3 channels with ImageNet statistics for official weights). Writes "
         "one JSON (+ PNG) per probe, question_Qn.json per question and verdicts.json (bootstrap "
-        "intervals over images, n_seeds = 1) into RUN/probes (or --out).",
+        "intervals over images, n_seeds = 1) into RUN/probes (or --out). Q1, Q3 and Q5 are "
+        "decided on the trained contrast minus the same contrast of the run's untrained start "
+        "(same images, masks, perturbations); Q2 (lowrank data) on where the error-against-rank "
+        "curve bends against the optimum's; Q5 (synthetic data) on the world minus its "
+        "no-regions control world.",
     )
     q.add_argument("--ckpt", required=True, help="RUN/checkpoints/last.pt or an official .pth")
     q.add_argument(
@@ -101,6 +105,10 @@ def _run_analyze_probes(args: argparse.Namespace) -> int:
         print(line)
     for name, rec in run.records.items():
         print(f"{name:<16} {rec['seconds']:6.1f} s  {out / (name + '.json')}")
+    q5 = run.questions.get("Q5")
+    if q5 is not None:  # the sign of each effect, before the row decides on their contrast
+        print("Q5 effect (near advantage beyond the reference): " + ", ".join(
+            f"{k} {v:+.4g}" for k, v in q5.details.items() if "_effect" in k))  # fmt: skip
     if run.verdicts is not None:
         from maelab.verdicts import read_verdicts
 

@@ -100,6 +100,21 @@ def build_low_rank(data_cfg: DataConfig) -> Splits:
     return Splits(train=train, test=test)
 
 
+def rank_ladder(cfg: LowRankConfig, image_size: int = DEFAULT_SIZE) -> list[int]:
+    """The ranks an error-against-rank curve is read at: 1, 2, 4, ... up to min(L, D), and the
+    family's own rank (the families of one ``family_seed`` share their loadings, nested)."""
+    num_patches, values = family_shape(cfg, image_size)
+    top = min(num_patches, values)
+    return sorted({2**i for i in range(top.bit_length()) if 2**i <= top} | {cfg.rank})
+
+
+def at_rank(data_cfg: DataConfig, rank: int) -> Splits:
+    """The splits of the configured family with its rank set to ``rank`` (same loadings up to
+    the smaller rank, same sample seeds)."""
+    family = data_cfg.lowrank.model_copy(update={"rank": rank})
+    return build_low_rank(data_cfg.model_copy(update={"lowrank": family}))
+
+
 LOW_RANK = register_dataset(
     DatasetEntry(
         name="lowrank",

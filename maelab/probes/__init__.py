@@ -159,6 +159,7 @@ class Question:
     needs_decoder: bool = False
     needs_latents: bool = False
     needs_data: str = ""  # non-empty: only on this data set (its known answer lives there)
+    needs_data_why: str = ""  # what that data set gives the experiment, a few words
     from_runs: str = ""  # non-empty: measured over trained runs, not on one checkpoint (how)
 
     @property
@@ -175,7 +176,12 @@ class Question:
 QUESTIONS: dict[str, Question] = {
     "Q1": Question("Q1", "positional embeddings as coordinates", q1_experiment),
     "Q2": Question(
-        "Q2", "low rank and reconstruction", q2_experiment, needs_decoder=True, needs_data="lowrank"
+        "Q2",
+        "low rank and reconstruction",
+        q2_experiment,
+        needs_decoder=True,
+        needs_data="lowrank",
+        needs_data_why="its known rank, read at a ladder of ranks",
     ),
     "Q3": Question("Q3", "layer-to-layer stability", q3_experiment),
     "Q4": Question(
@@ -185,7 +191,14 @@ QUESTIONS: dict[str, Question] = {
         from_runs="decoder-depth runs: maelab sweep -c cao_q4, then maelab analyze decoder "
         "--sweep runs/cao_q4",
     ),
-    "Q5": Question("Q5", "global interpolation", q5_experiment, needs_decoder=True),
+    "Q5": Question(
+        "Q5",
+        "global interpolation",
+        q5_experiment,
+        needs_decoder=True,
+        needs_data="synthetic",
+        needs_data_why="its control world without regions",
+    ),
 }
 
 

@@ -128,18 +128,27 @@ def reference_errors(
 
 @dataclass
 class KnockoutComparison:
-    """Errors of the model and of the reference on the same removed targets, in units of the
-    target's variance: per variant ("base", "near", "far") a (configs, N) tensor."""
+    """Errors of the model, of the reference and (where given) of the untrained network on the
+    same removed targets, in units of the target's variance: per variant ("base", "near",
+    "far") a (configs, N) tensor."""
 
     model: dict[str, torch.Tensor]
     reference: dict[str, torch.Tensor]
     details: dict[str, float]
+    untrained: dict[str, torch.Tensor] | None = None
 
     def near_advantage(self, who: str) -> torch.Tensor:
         """Per image (N,): error with the nearest knocked out minus with the farthest knocked
-        out, averaged over the targets; ``who`` is "model" or "reference"."""
-        errs = self.model if who == "model" else self.reference
+        out, averaged over the targets; ``who`` is "model", "reference" or "untrained"."""
+        errs = {"model": self.model, "reference": self.reference, "untrained": self.untrained}[who]
+        if errs is None:
+            raise ValueError("no untrained network was compared")
         return (errs["near"] - errs["far"]).mean(dim=0)
+
+    def excess(self, who: str = "model") -> torch.Tensor:
+        """Per image (N,): the near advantage of ``who`` minus the reference's, what it leans on
+        its nearest visible patches beyond the information in them."""
+        return self.near_advantage(who) - self.near_advantage("reference")
 
 
 def compare_knockouts(
@@ -151,11 +160,13 @@ def compare_knockouts(
     num_masks: int = 4,
     targets_per_mask: int = 4,
     seed: int = 0,
+    untrained: MaskedAutoencoder | None = None,
 ) -> KnockoutComparison:
-    """The near / far knock-outs of removed targets for the model and for the ridge reference
-    fitted on ``fit_images``: ``num_masks`` base masks at ``base_ratio`` (the same for every
-    image), ``targets_per_mask`` removed targets each, the ``num_knocked`` nearest / farthest
-    visible patches of each target knocked out (capped at half the visible patches)."""
+    """The near / far knock-outs of removed targets for the model (and ``untrained``, on the
+    same masks and targets) and for the ridge reference fitted on ``fit_images``: ``num_masks``
+    base masks at ``base_ratio`` (the same for every image), ``targets_per_mask`` removed
+    targets each, the ``num_knocked`` nearest / farthest visible patches of each target knocked
+    out (capped at half the visible patches)."""
     grid, p = model.arch.grid_size, model.patch_size
     num_patches = grid * grid
     keep = num_keep(num_patches, base_ratio)
@@ -180,17 +191,24 @@ def compare_knockouts(
     column = [positions.index(tgt) for tgt in targets.tolist()]
     device = model_device(model)
     imgs, fit_imgs = normalised(images, device), normalised(fit_images, device)
-    model_err: dict[str, torch.Tensor] = {}
     with eval_mode(model):
         y = model.target(imgs).double().cpu()[:, positions]  # (N, T, D) the model's targets
         fit_y = model.target(fit_imgs).double().cpu()[:, positions]
-        scale = float(y.var(dim=0).mean())
-        for name, mask in masks.items():
-            per_config = []
-            for c, tgt in enumerate(targets.tolist()):
-                same = mask.rows(torch.full((imgs.shape[0],), c))  # config c for every image
-                per_config.append(patch_errors(model, imgs, same)[0][:, tgt].double().cpu())
-            model_err[name] = torch.stack(per_config) / scale  # (configs, N)
+    scale = float(y.var(dim=0).mean())
+
+    def errors_of(net: MaskedAutoencoder) -> dict[str, torch.Tensor]:
+        out = {}
+        with eval_mode(net):
+            for name, mask in masks.items():
+                per_config = []
+                for c, tgt in enumerate(targets.tolist()):
+                    same = mask.rows(torch.full((imgs.shape[0],), c))  # config c for every image
+                    per_config.append(patch_errors(net, imgs, same)[0][:, tgt].double().cpu())
+                out[name] = torch.stack(per_config) / scale  # (configs, N)
+        return out
+
+    model_err = errors_of(model)
+    untrained_err = None if untrained is None else errors_of(untrained)
     x = patchify(imgs, p).cpu()
     ref = fit_reference(patchify(fit_imgs, p).cpu(), fit_y)
     ref_err: dict[str, torch.Tensor] = {}
@@ -207,17 +225,27 @@ def compare_knockouts(
         "num_configs": float(len(column)),
         "target_variance": scale,
     }
-    for who, errs in (("model", model_err), ("reference", ref_err)):
+    for who, errs in (("model", model_err), ("reference", ref_err), ("untrained", untrained_err)):
+        if errs is None:
+            continue
         details[f"{who}_base_error"] = float(errs["base"].mean())
         details[f"{who}_near_increase"] = float((errs["near"] - errs["base"]).mean())
         details[f"{who}_far_increase"] = float((errs["far"] - errs["base"]).mean())
-    return KnockoutComparison(model_err, ref_err, details)
+    return KnockoutComparison(model_err, ref_err, details, untrained_err)
+
+
+Q5_CLAIM = (
+    "masked patches are filled by global interpolation: the model's reliance on its nearest "
+    "visible patches beyond the information in them is the same with and without regions"
+)
 
 
 def q5_experiment(
     model: MaskedAutoencoder,
     images: ImageSet,
     fit_images: ImageSet | None = None,
+    untrained: MaskedAutoencoder | None = None,
+    no_regions: tuple[ImageSet, ImageSet] | None = None,
     mask_ratio: float = MASK_RATIO,
     num_knocked: int = 4,
     num_masks: int = 4,
@@ -226,12 +254,20 @@ def q5_experiment(
     max_fit: int | None = 4096,
     seed: int = 0,
 ) -> QuestionResult:
-    """q5_experiment(model, images, fit_images=None, mask_ratio=MASK_RATIO, num_knocked=4,
-    num_masks=4, targets_per_mask=4, max_images=256, max_fit=4096, seed=0) -> QuestionResult:
-    the model's near advantage against a ridge reference's (needs the decoder). ``mask_ratio``
-    is the model's training ratio (the checkpoint's when the runner calls it): the base mask
-    keeps ``num_knocked`` patches more, so each knock-out variant shows the model as many
-    patches as in training."""
+    """q5_experiment(model, images, fit_images=None, untrained=None, no_regions=None,
+    mask_ratio=MASK_RATIO, num_knocked=4, num_masks=4, targets_per_mask=4, max_images=256,
+    max_fit=4096, seed=0) -> QuestionResult
+
+    The *effect* on a set of images: per image, the model's near advantage minus the ridge
+    reference's (`KnockoutComparison.excess`). With ``no_regions`` (test and fit images of the
+    same world without regional sharing, `STUDY_32PX_NO_REGIONS`'s construction; the runner
+    builds them), the row's value per image index is the world's effect minus the control
+    world's, on the same masks and targets; without it, the world's effect alone. With
+    ``untrained`` (the run's start), the same value of the untrained network is the placebo.
+    Each effect, with its sign, goes into ``details`` (``world_effect``,
+    ``no_regions_effect``, and their ``_untrained``). ``mask_ratio`` is the model's training
+    ratio: the base mask keeps ``num_knocked`` patches more, so each knock-out variant shows
+    the model as many patches as in training. Needs the decoder."""
     if fit_images is None:
         fit_images, images = holdout_split(images)
     num_patches = model.arch.grid_size**2
@@ -242,31 +278,47 @@ def q5_experiment(
             f"room for {num_knocked} more visible and a removed target"
         )
     base_ratio = ratio_for_keep(num_patches, keep)
-    cmp = compare_knockouts(
-        model,
-        take(images, max_images),
-        take(fit_images, max_fit),
-        base_ratio,
-        num_knocked,
-        num_masks,
-        targets_per_mask,
-        seed,
-    )
-    adv_model, adv_ref = cmp.near_advantage("model"), cmp.near_advantage("reference")
-    k = int(cmp.details["num_knocked"])
+
+    def compare(test: ImageSet, fit: ImageSet) -> KnockoutComparison:
+        return compare_knockouts(model, take(test, max_images), take(fit, max_fit), base_ratio,
+                                 num_knocked, num_masks, targets_per_mask, seed, untrained)  # fmt: skip
+
+    world = compare(images, fit_images)
+    details = dict(world.details)
+    effects = {"world": world}
+    if no_regions is not None:
+        effects["no_regions"] = compare(*no_regions)
+        details.update({f"no_regions_{k}": v for k, v in effects["no_regions"].details.items()})
+    n = min(len(c.excess()) for c in effects.values())
+    values = {}
+    for name, cmp in effects.items():
+        for who in ("model", "untrained") if untrained is not None else ("model",):
+            suffix = "" if who == "model" else "_untrained"
+            values[name + suffix] = cmp.excess(who)[:n]
+            details[f"{name}_effect{suffix}"] = float(cmp.excess(who).mean())
+    control = "no_regions" in effects
+
+    def row_value(suffix: str) -> torch.Tensor:
+        world_value = values["world" + suffix]
+        return world_value - values["no_regions" + suffix] if control else world_value
+
+    k = int(world.details["num_knocked"])
+    adv_model, adv_ref = world.near_advantage("model"), world.near_advantage("reference")
     return QuestionResult(
         question="Q5",
-        claim="masked patches are filled by global interpolation: the model leans on its "
-        "nearest visible patches no more than the information in them warrants",
+        claim=Q5_CLAIM,
         manipulation=f"knock out the {k} nearest instead of the {k} farthest visible patches "
-        f"(of {keep}) of a removed patch: the model's error increase (near advantage)",
-        control="the same knock-outs for a ridge reference on the same visible patches, fitted "
-        "on other images (fit_images)",
+        f"(of {keep}) of a removed patch: the model's error increase (near advantage) minus a "
+        "ridge reference's on the same visible patches, fitted on other images"
+        + (", in the world minus in its no-regions control world" if control else ""),
+        control="the reference's near advantage in the world (fit_images)"
+        + ("; the row is the world's excess minus the no-regions world's" if control else ""),
         treated=float(adv_model.mean()),
         control_value=float(adv_ref.mean()),
-        paired=(adv_model - adv_ref).tolist(),
+        paired=row_value("").tolist(),
         predicted="none",
         margin=Q5_MARGIN,
         unit="image",
-        details=cmp.details,
+        details=details,
+        placebo=None if untrained is None else row_value("_untrained").tolist(),
     )

@@ -6,9 +6,10 @@ ridge regression reads a token's (row, col) from the token itself, on held-out i
 
 The Q1 experiment (`q1_experiment`) asks whether the table training made is a coordinate
 system: per position, the rank correlation of its embedding's similarity to the others with
-their grid distance, against the same table with its rows assigned to shuffled positions; and,
-beside it, (row, col) read from the tokens at positions the ridge never saw, against the
-untrained model.
+their grid distance, against the same table with its rows assigned to shuffled positions, minus
+the same contrast of the untrained network's table (the placebo: what the start already had);
+beside it, how far training moved the tables, and (row, col) read from the tokens at positions
+the ridge never saw, for the trained and the untrained model.
 """
 
 from __future__ import annotations
@@ -163,6 +164,13 @@ def heldout_position_r2(
     return 1.0 - resid / ((xy - xy.mean(axis=0)) ** 2).sum()
 
 
+def table_moved(trained: torch.Tensor, start: torch.Tensor) -> float:
+    """How far training moved a table from its initial values: ``||T - T0||_F / ||T0||_F``
+    over every row (0 for a fixed table, ~1 for one that moved by its own size)."""
+    t, t0 = trained.detach().double().cpu(), start.detach().double().cpu()
+    return float((t - t0).norm() / t0.norm().clamp_min(1e-12))
+
+
 def q1_experiment(
     model: MaskedAutoencoder,
     images: ImageSet,
@@ -173,16 +181,21 @@ def q1_experiment(
     """q1_experiment(model, images, untrained=None, max_images=256, seed=0) -> QuestionResult
 
     Per position, `position_locality` of the encoder's table minus that of the same table with
-    its rows on shuffled positions (paired over positions, predicted: an increase). A sin-cos
-    start makes it an instrument row. ``details``: the held-out-position coordinate R^2 of the
-    tokens (embedding, last block) of ``model`` and, when given, of ``untrained`` (e.g. the
-    run's own start, ``MaskedAutoencoder(model.arch, init_seed=cfg.train.seed)``). Needs the
-    encoder only: no decoder, no latents."""
+    its rows on shuffled positions (paired over positions, predicted: an increase). With
+    ``untrained`` (the run's own start, ``MaskedAutoencoder(model.arch, init_seed=seed)``, as
+    the runner gives it), the same contrast of the untrained table (same permutation) is the
+    placebo, and the row is decided on trained - untrained: what training did to the table. A
+    fixed table never moves (the effect is exactly 0) and a sin-cos start is a coordinate table
+    by construction, so only a learnable random-init table makes a prediction row; the others
+    are instrument rows. ``details``: how far training moved the encoder's and the decoder's
+    tables (`table_moved`, cls row included), and the held-out-position coordinate R^2 of the
+    tokens (embedding, last block) of both networks. Needs the encoder only."""
     grid = model.arch.grid_size
     table = model.pos_embed[0, 1:].detach().cpu()  # (L, D), the cls entry left out
     perm = torch.randperm(grid * grid, generator=torch.Generator().manual_seed(seed))
     treated = position_locality(table, grid)
     shuffled = position_locality(table[perm], grid)
+    paired = treated - shuffled
     details = {"learnable": float(model.arch.learnable_pos_embed)}
     subset = take(images, max_images)
     for name, m in (("model", model), ("untrained", untrained)):
@@ -196,23 +209,33 @@ def q1_experiment(
         details[f"heldout_r2_last_{name}"] = float(
             heldout_position_r2(states[-1][:, 1:].float(), grid, seed=seed).mean()
         )
+    placebo = None
     if untrained is not None:
         start = untrained.pos_embed[0, 1:].detach().cpu()
+        placebo = position_locality(start, grid) - position_locality(start[perm], grid)
         details["locality_untrained"] = float(position_locality(start, grid).mean())
+        details["contrast_untrained"] = float(placebo.mean())
+        details["pos_embed_moved"] = table_moved(model.pos_embed, untrained.pos_embed)
+        details["decoder_pos_embed_moved"] = table_moved(
+            model.decoder_pos_embed, untrained.decoder_pos_embed
+        )
     init = model.arch.pos_embed_init
+    learns = model.arch.learnable_pos_embed and init == "random"
     return QuestionResult(
         question="Q1",
         claim=Q1_CLAIM,
         manipulation=f"{'learnable' if model.arch.learnable_pos_embed else 'fixed'} "
-        f"{init}-init table as trained",
+        f"{init}-init table as trained"
+        + (", minus the same contrast of its untrained start" if untrained is not None else ""),
         control="the same table, rows assigned to shuffled positions",
         treated=float(treated.mean()),
         control_value=float(shuffled.mean()),
-        paired=[float(v) for v in treated - shuffled],
+        paired=[float(v) for v in paired],
         predicted="increase",
         margin=Q1_MARGIN,
         unit="position",
-        # a sin-cos start is a coordinate table by construction: the row checks the instrument
-        kind="instrument" if init == "sincos" else "prediction",
+        # a fixed table cannot move and a sin-cos start is a coordinate table by construction
+        kind="prediction" if learns else "instrument",
         details=details,
+        placebo=None if placebo is None else [float(v) for v in placebo],
     )

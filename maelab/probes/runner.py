@@ -27,7 +27,9 @@ from tqdm.auto import tqdm
 
 from maelab import verdicts as vd
 from maelab.config import DataConfig, MaskConfig, override_data
-from maelab.data.base import ImageSet
+from maelab.data import build_splits
+from maelab.data.base import ImageSet, Splits
+from maelab.data.low_rank_family import at_rank, rank_ladder
 from maelab.errors import ConfigError
 from maelab.evaluation.baselines import random_encoder
 from maelab.evaluation.splits import cached_splits
@@ -140,7 +142,7 @@ def plan(target: ProbeTarget, names: Sequence[str] | None) -> tuple[list[str], l
                 if q.from_runs
                 else "no experiment function registered"
                 if q.run is None
-                else f"needs data.name={q.needs_data} (its known rank); this data is "
+                else f"needs data.name={q.needs_data} ({q.needs_data_why}); this data is "
                 f"{target.data.name}"
                 if q.needs_data and target.data.name != q.needs_data
                 else missing_need(target, q.needs_decoder, q.needs_latents)
@@ -164,8 +166,10 @@ def run_question(
 ) -> QuestionResult:
     """Call a question's experiment with the options its signature names: `max_images`,
     `fit_images` (other images than the tested ones), `seed` (0), `untrained` / `control` (the
-    checkpoint's architecture at its training seed's initial weights), `rank` (the low-rank
-    family's rank, on that data) and `mask_ratio` (the checkpoint's training ratio)."""
+    checkpoint's architecture at its training seed's initial weights, decoder included), `rank`
+    (the low-rank family's rank, on that data), `ladder` (the family at a ladder of ranks),
+    `no_regions` (the synthetic world without regional sharing) and `mask_ratio` (the
+    checkpoint's training ratio)."""
     params = inspect.signature(fn).parameters
     offered: dict[str, Callable[[], Any]] = {
         "max_images": lambda: max_images,
@@ -174,6 +178,8 @@ def run_question(
         "untrained": lambda: untrained_like(target),
         "control": lambda: untrained_like(target),
         "rank": lambda: low_rank_of(target.data),
+        "ladder": lambda: rank_ladder_images(target, max_images),
+        "no_regions": lambda: no_regions_images(target, max_images),
         "mask_ratio": lambda: target.mask.ratio,
     }
     opts = {k: make() for k, make in offered.items() if k in params}
@@ -192,6 +198,45 @@ def low_rank_of(data: DataConfig) -> int | None:
     return getattr(family, "rank", None)
 
 
+def _as_the_model_reads(
+    splits: Splits, target: ProbeTarget, count: int
+) -> tuple[ImageSet, ImageSet]:
+    """(test, fit) images of other data, sampled and fitted as the checkpoint's are, standardised
+    with the checkpoint's statistics (the model's input convention)."""
+    pair = []
+    for split in (splits.test, splits.train):
+        images = fit_to_model(spread_sample(split, count), target.model.arch, target.official)
+        images.mean, images.std = target.images.mean, target.images.std
+        pair.append(images)
+    return pair[0], pair[1]
+
+
+def rank_ladder_images(
+    target: ProbeTarget, max_images: int | None
+) -> dict[int, tuple[ImageSet, ImageSet]] | None:
+    """The checkpoint's low-rank family at every rank of `rank_ladder` (None for other data)."""
+    if target.data.name != "lowrank":
+        return None
+    size = target.data.image_size or target.model.arch.img_size
+    return {k: _as_the_model_reads(at_rank(target.data, k), target, max_images or DEFAULT_IMAGES)
+            for k in rank_ladder(target.data.lowrank, size)}  # fmt: skip
+
+
+def no_regions_images(
+    target: ProbeTarget, max_images: int | None
+) -> tuple[ImageSet, ImageSet] | None:
+    """The checkpoint's synthetic world with every patch its own cell and region (patches share
+    only the global latent; `STUDY_32PX_NO_REGIONS` is this for the study world), as (test,
+    fit) images; None for other data."""
+    if target.data.name != "synthetic":
+        return None
+    world = target.data.synthetic
+    cell = world.image_size // target.model.arch.grid_size  # one patch, in the world's pixels
+    control = world.model_copy(update={"cell_size": cell, "region_cells": 1})
+    data = target.data.model_copy(update={"synthetic": control})
+    return _as_the_model_reads(build_splits(data), target, max_images or DEFAULT_IMAGES)
+
+
 def regime_reached(result: QuestionResult) -> bool:
     """A reconstruction question is decided only for a model that predicts masked patches
     better than their mean (`model_base_error` < 1, as a share of their variance): an untrained
@@ -203,7 +248,7 @@ def question_verdicts(results: Sequence[QuestionResult], config_hash: str) -> vd
     """The verdict rows of one checkpoint's questions: bootstrap intervals over the paired units,
     Holm over the prediction rows; the file states n_seeds = 1 (the per-unit values are in the
     questions' own JSON)."""
-    rows = [question_row(r, regime_reached(r)) for r in results]
+    rows = [question_row(r, regime_reached(r)) for res in results for r in res.rows]
     return vd.Verdicts(
         commit=vd.git_commit(Path(__file__).resolve().parent),
         config_hash=config_hash,

@@ -8,15 +8,17 @@ whole block, averaged over tokens; and the linear CKA between adjacent layers' t
 The Q3 experiment (`q3_experiment`) measures each block's perturbation gain
 ``||f(x + d) - f(x)|| / ||d||`` for a small random ``d`` at the block's input, in the trained model
 and in a control (the untrained model, or a model trained with one component removed:
-`model.ablation`), paired over images; `training_stability` reads divergence and loss spikes
-from a run's loss curve.
+`model.ablation`), paired over images. Beside it, one row per ablation: the checkpoint against
+its own weights run without that component, minus the same contrast of the untrained network
+(the placebo: an architecture that erases perturbations without skips does so untrained too).
+`training_stability` reads divergence and loss spikes from a run's loss curve.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from maelab.data.base import ImageSet
 from maelab.evaluation.features import encoder_tokens
 from maelab.masking import MaskGeometry, draw_mask
 from maelab.metrics import linear_cka, relative_update
-from maelab.models.ablation import block_ablation, block_halves
+from maelab.models.ablation import ABLATIONS, block_ablation, block_halves
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.activations import decoder_input, encoder_input
 from maelab.probes.inputs import eval_mode, model_device, normalised, take
@@ -159,23 +161,35 @@ def encoder_gains(
         return perturbation_gains(list(model.blocks), x, rel_eps, seed, relative)
 
 
+def with_ablation(model: MaskedAutoencoder, ablation: str) -> MaskedAutoencoder:
+    """The same weights with the encoder's blocks run under ``ablation`` (an eval-mode copy on
+    the model's device; the ablations change the forward pass only, not the parameters)."""
+    other = MaskedAutoencoder(replace(model.arch, ablation=ablation), init_seed=0)
+    other.load_state_dict(model.state_dict())
+    return other.to(model_device(model)).eval()
+
+
 def q3_experiment(
     model: MaskedAutoencoder,
     images: ImageSet,
     control: MaskedAutoencoder,
     control_name: str = "untrained",
+    untrained: MaskedAutoencoder | None = None,
+    ablations: Sequence[str] = ABLATIONS[1:],
     max_images: int | None = 256,
     rel_eps: float = 1e-2,
     seed: int = 0,
 ) -> QuestionResult:
-    """q3_experiment(model, images, control, control_name="untrained", max_images=256, rel_eps=1e-2, seed=0) -> QuestionResult
+    """q3_experiment(model, images, control, control_name="untrained", untrained=None, ablations=("no_skip", "no_scale", "no_softmax"), max_images=256, rel_eps=1e-2, seed=0) -> QuestionResult
 
     Per image, the mean over the encoder's blocks of ``|ln gain|`` (`gain_spread`) in ``model``
     minus the same in ``control`` (same images, same perturbations). Against a control trained
     without a component (``control_name`` e.g. "no_skip") the prediction is "decrease" (the
     full model's blocks stay nearer a gain of 1); against the untrained model, "none" (training
-    keeps the blocks as near 1 as the architecture starts them). Needs the encoder only: no
-    decoder, no latents; ``control`` must take the same images (same grid and channels)."""
+    keeps the blocks as near 1 as the architecture starts them). With ``untrained`` (the run's
+    start, as the runner gives it), `more` holds one row per ablation (`q3_ablation_row`).
+    Needs the encoder only: no decoder, no latents; ``control`` must take the same images (same
+    grid and channels)."""
     subset = take(images, max_images)
     gains = encoder_gains(model, subset, rel_eps, seed)  # (N, depth)
     base = encoder_gains(control, subset, rel_eps, seed)
@@ -186,6 +200,11 @@ def q3_experiment(
         for i, (a, r) in enumerate(zip(g.mean(dim=0), relative.mean(dim=0), strict=True)):
             details[f"{name}gain_block{i}"] = float(a)
             details[f"{name}relative_gain_block{i}"] = float(r)
+    more = ()
+    if untrained is not None:
+        own = model.arch.ablation
+        more = tuple(q3_ablation_row(model, untrained, subset, a, rel_eps, seed)
+                     for a in ablations if a != own)  # fmt: skip
     return QuestionResult(
         question="Q3",
         claim=Q3_CLAIM,
@@ -198,6 +217,47 @@ def q3_experiment(
         margin=Q3_MARGIN,
         unit="image",
         details=details,
+        more=more,
+    )
+
+
+def q3_ablation_row(
+    model: MaskedAutoencoder,
+    untrained: MaskedAutoencoder,
+    images: ImageSet,
+    ablation: str,
+    rel_eps: float = 1e-2,
+    seed: int = 0,
+) -> QuestionResult:
+    """One ablation's row: per image, `gain_spread` of ``model`` minus that of its weights run
+    under ``ablation`` (`with_ablation`), predicted a decrease; the same contrast of the
+    ``untrained`` network (same images, same perturbations) is the placebo, so the row is
+    decided on what training adds to the component's effect."""
+    spread = {}
+    for name, net in (("trained", model), ("untrained", untrained)):
+        for variant, m in (("", net), ("_ablated", with_ablation(net, ablation))):
+            spread[name + variant] = gain_spread(encoder_gains(m, images, rel_eps, seed))
+    raw = spread["trained"] - spread["trained_ablated"]
+    placebo = spread["untrained"] - spread["untrained_ablated"]
+    own = block_ablation(model.blocks[0])
+    return QuestionResult(
+        question="Q3",
+        claim=f"{Q3_CLAIM}: without {ablation}".replace("without no_", "without "),
+        manipulation=f"trained encoder (blocks: {own}), minus the same contrast untrained",
+        control=f"the same weights with blocks {ablation}",
+        treated=float(spread["trained"].mean()),
+        control_value=float(spread["trained_ablated"].mean()),
+        paired=[float(v) for v in raw],
+        predicted="decrease",
+        margin=Q3_MARGIN,
+        unit="image",
+        details={
+            "untrained": float(spread["untrained"].mean()),
+            "untrained_ablated": float(spread["untrained_ablated"].mean()),
+            "raw": float(raw.mean()),
+            "placebo": float(placebo.mean()),
+        },
+        placebo=[float(v) for v in placebo],
     )
 
 

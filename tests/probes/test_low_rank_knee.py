@@ -1,7 +1,10 @@
-"""Cao Q2 as an experiment: the knee of the low-rank optimum sits at k = visible patches, and the
-verdict flips between a model that reaches the optimum and one that does not."""
+"""Cao Q2 as an experiment: the knee of the low-rank optimum sits at k = visible patches, the knee
+row compares where the model's error curve bends with where the optimum's does (by hand), and
+the verdict flips between a model that reaches the optimum and one that does not."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -9,14 +12,17 @@ import torch
 from maelab.config import DataConfig, LowRankConfig
 from maelab.data import build_splits
 from maelab.data.base import Splits
+from maelab.data.low_rank_family import at_rank, rank_ladder
 from maelab.masking import mask_from_noise, num_keep
 from maelab.models import MaskedAutoencoder
 from maelab.models.mae import patchify
 from maelab.probes.inputs import normalised
 from maelab.probes.low_rank import (
-    Q2_MARGIN,
+    Q2_KNEE_MARGIN,
     conditional_patches,
     knee_error,
+    knee_offsets,
+    knee_position,
     measured_knee,
     patch_covariance,
     q2_experiment,
@@ -64,44 +70,64 @@ def test_the_optimum_has_its_knee_where_the_formula_puts_it(ratio: float, visibl
 
 
 class OracleMAE(MaskedAutoencoder):
-    """Predicts the removed patches with the data-only optimum (a test double for a model that
-    has learnt the family)."""
-
-    def __init__(self, fit: torch.Tensor, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.stats = patch_covariance(patchify(fit, self.patch_size))
+    """Predicts the removed patches with the data-only optimum of the images it is given (a
+    test double for a model that has learnt every rank of the family)."""
 
     def forward(self, imgs, mask_ratio=0.75, noise=None, mask=None):  # type: ignore[no-untyped-def]
         m = mask if mask is not None else mask_from_noise(noise, mask_ratio)
-        pred = conditional_patches(patchify(imgs, self.patch_size), m.ids_keep, *self.stats)
+        x = patchify(imgs, self.patch_size)
+        pred = conditional_patches(x, m.ids_keep, *patch_covariance(x))
         removed = m.removed.float()
         return self.forward_loss(imgs, pred.float(), removed), pred.float(), removed
 
 
-def test_the_verdict_flips_between_an_untrained_and_an_optimal_model() -> None:
-    splits = family(2)
-    torch.manual_seed(0)
-    untrained = q2_experiment(
-        MaskedAutoencoder(**ARCH), splits.test, rank=2, fit_images=splits.train
+def ladder(ranks=(1, 2, 4, 8, 16), num_test: int = 48) -> dict:
+    return {k: (family(k, num_test=num_test).test, family(k, num_test=num_test).train)
+            for k in ranks}  # fmt: skip
+
+
+def test_knee_offsets_by_hand() -> None:
+    """Two curves per rank: image 0 bends at 4 like the optimum, image 1 already at 2 (one
+    doubling early), and a curve above the threshold everywhere bends below the ladder."""
+    optimum = {1: [0.0, 0.0], 2: [0.0, 0.0], 4: [0.01, 0.02], 8: [0.5, 0.5], 16: [0.75, 0.7]}
+    model = {1: [0.1, 0.1], 2: [0.2, 0.1], 4: [0.24, 0.3], 8: [0.6, 0.5], 16: [0.8, 0.8]}
+    t = {k: torch.tensor(v) for k, v in model.items()}
+    o = {k: torch.tensor(v) for k, v in optimum.items()}
+    assert knee_offsets(t, o).tolist() == [0.0, -1.0]
+    assert knee_position({k: 0.9 for k in optimum}) == -1.0  # log2(1) - 1
+    assert knee_position({2: 0.0, 4: 0.1, 8: 0.3}) == 2.0
+    with pytest.raises(ValueError, match="differ"):
+        knee_offsets({1: torch.zeros(2)}, o)
+
+
+def test_the_knee_row_flips_between_an_untrained_and_an_optimal_model() -> None:
+    """The optimum bends at k = 4 (0.75 of 16 patches); so does an oracle, image by image (row
+    agrees: offset 0); an untrained decoder never comes below the threshold (disagrees)."""
+    rungs = ladder()
+    untrained = MaskedAutoencoder(**ARCH, init_seed=0)
+    oracle = OracleMAE(**ARCH, init_seed=0)
+    good = q2_experiment(oracle, rungs[4][0], rungs, rank=4, untrained=untrained, num_masks=2)
+    bad = q2_experiment(untrained, rungs[4][0], rungs, rank=4, num_masks=2)
+    assert good.predicted == "none" and good.margin == Q2_KNEE_MARGIN and len(good.paired) == 48
+    assert good.details["optimum_knee"] == 4 and good.details["model_knee"] == 4
+    assert good.details["formula_knee"] == 4 and good.details["gap_at_rank"] == pytest.approx(
+        0.0, abs=1e-3
     )
-    oracle = q2_experiment(
-        OracleMAE(normalised(splits.train), **ARCH), splits.test, rank=2, fit_images=splits.train
-    )
-    for res in (untrained, oracle):
-        assert res.question == "Q2" and res.margin == Q2_MARGIN and res.predicted == "none"
-        assert len(res.paired) == 96
-        assert res.details["visible"] == 4 and res.details["formula_error"] == 0.0
-        assert res.control_value < 0.02  # rank 2 <= 4 visible: the optimum reconstructs
-    assert untrained.treated > 0.5
-    assert oracle.treated == pytest.approx(oracle.control_value, abs=1e-4)
-    rows = decide_table([question_row(untrained), question_row(oracle)])
+    assert good.treated == pytest.approx(2.0) and max(abs(v) for v in good.paired) == 0.0
+    assert math.isnan(good.details["untrained_knee"]) and good.details["untrained_offset"] == -3.0
+    assert bad.treated == -1.0 and bad.control_value == pytest.approx(2.0)
+    rows = decide_table([question_row(bad), question_row(good)])
     assert [r.outcome for r in rows] == ["disagrees", "agrees"]
+    with pytest.raises(ValueError, match=">= 2 ranks"):
+        q2_experiment(oracle, rungs[4][0], {4: rungs[4]})
 
 
-def test_without_fit_images_half_of_the_images_fit_the_reference() -> None:
-    splits = family(8, num_test=64)
-    torch.manual_seed(0)
-    res = q2_experiment(MaskedAutoencoder(**ARCH), splits.test, rank=8, num_masks=1)
-    assert len(res.paired) == 32
-    assert res.details["formula_error"] == 0.5
-    assert res.control_value == pytest.approx(0.5, abs=0.15)  # 32 fit images: a rough optimum
+def test_the_ladder_holds_the_family_at_each_rank() -> None:
+    cfg = LowRankConfig(rank=3)
+    assert rank_ladder(cfg) == [1, 2, 3, 4, 8, 16]
+    data = DataConfig(name="lowrank", num_train=8, num_test=8)
+    low, high = at_rank(data, 2), at_rank(data, 8)
+    for splits, k in ((low, 2), (high, 8)):  # uint8 rounding leaves a small floor past rank k
+        s = torch.linalg.svdvals(patchify(splits.test.images.double() - 127.5, 4)).pow(2)
+        assert bool((s[:, :k].sum(1) / s.sum(1) > 0.99).all())
+        assert bool((s[:, : k - 1].sum(1) / s.sum(1) < 0.99).all())
