@@ -17,7 +17,7 @@ lists the others in `more`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from maelab import verdicts as vd
 
@@ -69,19 +69,11 @@ class QuestionResult:
         return [float(a) - float(b) for a, b in zip(self.paired, self.placebo, strict=True)]
 
 
-# verdicts.Row learns the placebo (raw and untrained values kept apart) in schema 2's next step;
-# until then the row carries the difference it is decided on
-_ROW_HAS_PLACEBO = any(f.name == "placebo" for f in fields(vd.Row))
-
-
 def question_row(result: QuestionResult, regime_reached: bool = True) -> vd.Row:
     """The verdict-table row of one question: paper "Cao", claim "Qn: ...", control value; with
-    a placebo, decided on the trained contrast minus the untrained network's."""
-    if result.placebo is not None and _ROW_HAS_PLACEBO:
-        values = {"per_seed": [float(x) for x in result.paired],
-                  "placebo": [float(x) for x in result.placebo]}  # fmt: skip
-    else:
-        values = {"per_seed": result.decided}
+    a placebo, `decide_table` decides on the trained contrast minus the untrained network's and
+    keeps both (`raw`, `placebo`)."""
+    placebo = None if result.placebo is None else [float(x) for x in result.placebo]
     return vd.Row(
         paper="Cao",
         claim=f"{result.question}: {result.claim}",
@@ -90,5 +82,6 @@ def question_row(result: QuestionResult, regime_reached: bool = True) -> vd.Row:
         kind=result.kind,
         regime_reached=regime_reached,
         control=float(result.control_value),
-        **values,
+        per_seed=[float(x) for x in result.paired],
+        placebo=placebo,
     )

@@ -44,13 +44,16 @@ def test_q1_untrained_as_trained_is_exactly_zero(images) -> None:
     same = q1_experiment(untrained(**arch), images, untrained=start, max_images=8)
     assert same.placebo == same.paired and decided(same).effect == 0.0
     assert same.details["pos_embed_moved"] == 0.0 and same.details["decoder_pos_embed_moved"] == 0.0
-    assert same.kind == "prediction" and decided(same).outcome == "disagrees"
+    rec = decided(same)  # raw and placebo kept beside the decided difference
+    assert same.kind == "prediction" and rec.raw.effect == rec.placebo.effect
+    assert rec.outcome != "agrees"
     # training that made the table a coordinate system: trained - untrained is the whole effect
     moved = untrained(**arch)
     with torch.no_grad():
         moved.pos_embed[0, 1:] = _kernel_table(8)
     res = q1_experiment(moved, images, untrained=start, max_images=8)
     assert decided(res).outcome == "agrees" and res.details["pos_embed_moved"] > 1.0
+    assert decided(res).placebo.effect == pytest.approx(res.details["contrast_untrained"])
     assert res.details["decoder_pos_embed_moved"] == 0.0
     assert decided(res).effect == pytest.approx(res.treated - res.control_value
                                                 - res.details["contrast_untrained"])  # fmt: skip
