@@ -23,10 +23,14 @@ def fake_metrics(seed: int) -> dict[str, float]:
             for source, value in ((m.ENCODER, 0.6), (m.RANDOM, 0.4), (m.PIXELS, 0.5)):
                 out[m.selectivity(readout, source, probe=probe)] = value + 0.01 * seed
         out[m.selectivity(readout, view=m.MASKED)] = 0.5
+        out[m.selectivity(readout, m.RANDOM, view=m.MASKED)] = 0.3
+        out[m.positive_control(m.selectivity(readout))] = -0.03
     for metric, value in ((m.LINEAR_TOP1, 40.0), (m.EFFECTIVE_RANK, 20.0),
                           (m.ALIGNMENT_NORM, 0.3), (m.UNIFORMITY, -2.0)):  # fmt: skip
         out[metric] = value + seed
         out[m.of_random(metric)] = value / 2
+        out[m.of_other_random(metric)] = value / 2 + 0.01 * seed
+    out[m.LATENT_RANK] = 40.0
     return out
 
 
@@ -46,6 +50,9 @@ def test_plan_decide_write_without_training(tmp_path):
     record = read_verdicts(path)
     umae = next(v for v in record.verdicts if v.claim.startswith("U-MAE improves"))
     assert umae.per_seed == (0.0, 0.0, 0.0) and umae.n_seeds == 3  # U-MAE: the first 3 seeds
+    assert umae.raw is not None and umae.placebo.per_seed == (0.0, 0.0, 0.0)
+    assert all(v.reason == "convergence not checked: no pilot" for v in record.verdicts
+               if v.kind == "prediction")  # a quick budget has no pilot  # fmt: skip
     study = json.loads((tmp_path / "study.json").read_text())
     assert study["seeds"] == [0, 1, 2, 3] and study["real"] is None
     assert study["references"]["latent_dimension"] > 0
