@@ -79,11 +79,12 @@ def test_fake_question_reaches_verdicts_and_report(tmp_path, fakes, capsys):
     q1, q5 = rows["Q1: a fake effect of one"], rows["Q5: a fake null"]
     assert q1.n_seeds == 1 and q1.per_seed == (pytest.approx(1.0),) and q1.control == 0.0
     assert q1.outcome == "agrees" and 0.99 < q1.ci[0] < 1.0 < q1.ci[1] < 1.01
-    assert q5.outcome == "disagrees" and -0.5 < q5.ci[0] < q5.ci[1] < 0.5
+    assert q5.outcome == "inconclusive" and -0.5 < q5.ci[0] < q5.ci[1] < 0.5
     assert q1.p_holm is not None and q1.level is not None
     assert SEEN["n"] == 48 and SEEN["channels"] == 3 and SEEN["fit"] == 48
     q3 = rows["Q3: a fake with a control model"]  # [-0.1, 0.1] lies inside the margin 0.5
-    assert q3.outcome == "agrees" and q3.ci == (pytest.approx(-0.1), pytest.approx(0.1))
+    assert q3.outcome == "inconclusive" and q3.ci == (pytest.approx(-0.1), pytest.approx(0.1))
+    assert q3.reason == "readout cannot see the effect"  # a null, no positive control
     stored = json.loads((out / "question_Q1.json").read_text())
     assert len(stored["result"]["paired"]) == 48
     report = build_report(tmp_path / "run", tmp_path / "report.html")
@@ -92,7 +93,7 @@ def test_fake_question_reaches_verdicts_and_report(tmp_path, fakes, capsys):
     shown = {v.claim: v.outcome for v in report.verdicts}  # as the file says, nothing more
     assert shown == {v.claim: v.outcome for v in record.verdicts}
     assert shown["Q1: a fake effect of one"] == "agrees"
-    assert shown["Q5: a fake null"] == "disagrees"
+    assert shown["Q5: a fake null"] == "inconclusive"
 
 
 SMALL = MAEArch(img_size=16, patch_size=4, in_chans=3, embed_dim=64, depth=2, num_heads=1,
