@@ -106,7 +106,7 @@ figure{margin:1em 0} img{max-width:100%} figcaption{font-size:.8em;color:#555}
 nav a{margin-right:1em}
 """
 
-SUMMARY_ID = "verdicts"  # the summary of every verdicts.json the page shows
+SUMMARY_ID = "summary"  # "What we know": the page's first section when it shows verdicts
 
 
 def render_page(sections: Sequence[Section], title: str, folder_name: str) -> str:

@@ -8,7 +8,7 @@ import zlib
 from maelab.report import build_report
 from maelab.report.collect import collect
 from maelab.report.context import ReportContext
-from maelab.report.sections import SUMMARY_AFTER, build_sections
+from maelab.report.sections import build_sections
 from maelab.report.sections.calibration import CALIBRATION_ID, CAPTIONS
 from maelab.run_folder import CALIBRATION_DIR, CALIBRATION_FILE
 from tests.report.test_sections import _fake_sweep
@@ -85,7 +85,7 @@ def test_a_demo_folder_shows_its_calibration_after_the_overview(tmp_path):
     _calibration(tmp_path / CALIBRATION_DIR, recorded_in=tmp_path / "elsewhere" / "figures")
     sections, body = build_sections(ReportContext.of(collect(tmp_path), tmp_path / "figs"))
     ids = [s.id for s in sections]
-    assert ids[:2] == [SUMMARY_AFTER, CALIBRATION_ID]
+    assert ids[:2] == ["overview", CALIBRATION_ID]  # no prediction rows: no summary
     calib = sections[1]
     assert not calib.verdicts and "".join(calib.body).count("<img ") == 3
 

@@ -2,8 +2,8 @@
 
 Each section is a `SectionBuilder`: `(ctx: ReportContext) -> Section | None` (None: nothing to
 show). A new section is a function in a module of its paper or topic, listed in `SECTIONS`.
-Sections show measurements, and the rows of the `verdicts.json` files the folder holds; the
-summary of those rows is placed after `SUMMARY_AFTER` when there is any.
+Sections show measurements, and the rows of the `verdicts.json` files the folder holds; a sweep
+whose sections show prediction rows or regime records opens with their summary ("What we know").
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from maelab.report.context import ReportContext, SectionBuilder
 from maelab.report.page import SUMMARY_ID, Section
 from maelab.report.sections import calibration, cao, kong, run_story, runs, study, zhang
-from maelab.report.sections.summary import verdicts_section
+from maelab.report.sections.summary import summary_section
 
 SECTIONS: list[SectionBuilder] = [
     runs.overview_section,
@@ -24,10 +24,9 @@ SECTIONS: list[SectionBuilder] = [
     zhang.collapse_section,
     cao.cao_section,
 ]
-SUMMARY_AFTER = "overview"
 # the ids of a full report (a sweep with every kind of run), in page order; a folder with a
-# verdicts.json also has the summary after the overview, and a demo folder the calibration and
-# the study sections
+# verdicts.json also opens with the summary, and a demo folder has the calibration and the study
+# sections
 SECTION_IDS = ["overview", "training", "reconstructions", "probes", "identifiability", "collapse",
                "cao"]  # fmt: skip
 
@@ -41,9 +40,9 @@ def build_sections(ctx: ReportContext) -> tuple[list[Section], list[Section]]:
     body = [s for build in SECTIONS if (s := build(ctx)) is not None]
     if not any(s.verdicts for s in body):
         return body, body  # measurements only: no verdict column anywhere
-    at = next((i + 1 for i, s in enumerate(body) if s.id == SUMMARY_AFTER), 0)
-    return [*body[:at], verdicts_section(body), *body[at:]], body
+    summary = summary_section(body)
+    return ([summary, *body] if summary else body), body
 
 
-__all__ = ["SECTIONS", "SECTION_IDS", "SUMMARY_AFTER", "SUMMARY_ID", "build_sections",
+__all__ = ["SECTIONS", "SECTION_IDS", "SUMMARY_ID", "build_sections",
            "ReportContext"]  # fmt: skip

@@ -35,20 +35,48 @@ def _num(x: float, digits: int = 3) -> str:
 def _rows(records: list[vd.VerdictRecord], derived: dict[str, str]) -> list[list[str]]:
     out = []
     for v in records:
-        lo, hi = v.ci
+        pc = v.positive_control
         out.append(
             [
                 esc(v.paper),
                 esc(v.claim),
                 esc(derived.get(v.claim, v.predicted or "")),
-                f"{_num(v.effect, 4)} [{_num(lo, 4)}, {_num(hi, 4)}]",
+                _effect(v.effect, v.ci),
+                "–" if v.raw is None else _effect(v.raw.effect, v.raw.ci),
+                "–"
+                if v.placebo is None
+                else f"{_effect(v.placebo.effect, v.placebo.ci)} "
+                f"{outcome(v.placebo.outcome or '')}",
+                "–"
+                if pc is None
+                else f"<span title='{esc(pc.what)}'>{_effect(pc.effect, pc.ci)}"
+                f" {'detected' if pc.detected else 'not detected'}</span>",
                 str(v.n_seeds),
                 _num(v.min_detectable, 4).lstrip("+"),
                 f"{v.margin:g}" if v.margin is not None else "–",
-                outcome(v.outcome),
+                outcome(v.shown_outcome),
             ]
         )
     return out
+
+
+def _effect(effect: float, ci: tuple[float, float]) -> str:
+    return f"{_num(effect, 4)} [{_num(ci[0], 4)}, {_num(ci[1], 4)}]"
+
+
+def _regime_row(r: vd.RegimeRecord) -> list[str]:
+    """A condition's gate: readouts, the interval, reached, the pixels' PCA-k and the condition
+    against its pilot (loss / pilot loss (gap), converged; only the pilot's gate has one); '–'
+    where not measured."""
+    c = r.convergence
+    return [
+        esc(r.condition), f"{r.encoder:.3f}", f"{r.random:.3f}", f"{r.pixels:.3f}",
+        "–" if r.pca is None or not math.isfinite(r.pca) else f"{r.pca:.3f}",
+        f"[{_num(r.ci[0], 4)}, {_num(r.ci[1], 4)}]", "yes" if r.reached else "no",
+        "yes" if r.above_pixels else "no",
+        "–" if c is None else f"{c.loss:.4g} / {c.pilot_loss:.4g} ({c.gap:+.1%})",
+        "–" if c is None else ("yes" if c.converged else "no"),
+    ]  # fmt: skip
 
 
 def _curves(stored: dict[str, Any], readout: str) -> dict[str, list[tuple[int, float]]]:
@@ -85,23 +113,23 @@ def study_section(ctx: ReportContext) -> Section | None:
         "(Holm-adjusted levels within the prediction rows); the outcome follows the rule and "
         "the margins of docs/theory.md. A row whose conditions' trained encoders do not beat "
         "the same seed's random encoder on the row's readout reads <i>regime not reached</i>. "
+        "A row with a placebo is decided on its trained contrast (<i>raw</i>) minus the same "
+        "seeds' untrained networks' (<i>placebo</i>, with the row's rule applied to it alone); "
+        "its positive control (hover for what it is) shows the readout can see an effect of "
+        "the margin's size; a validity rule that sets the outcome gives its reason. "
         "Predictions: " + ", ".join(f"{n} {esc(k)}" for k, n in counts.items()) + ".</p>"
         f"<p class='note'>commit {esc(record.commit[:12])}, config {esc(record.config_hash)}; "
         f"{esc(record.ci_method)}.</p>"
     )
-    header = ["paper", "claim", "derived prediction", "effect [CI]", "n seeds",
-              "min detectable", "margin", "outcome"]  # fmt: skip
+    header = ["paper", "claim", "derived prediction", "effect [CI]", "raw [CI]",
+              "placebo [CI], its outcome", "positive control [CI]", "n seeds", "min detectable",
+              "margin", "outcome"]  # fmt: skip
     preds = [v for v in record.verdicts if v.kind == vd.PREDICTION]
     checks = [v for v in record.verdicts if v.kind == vd.INSTRUMENT]
     s.body.append(table(header, _rows(preds, derived), "verdicts"))
     s.body.append("<h3>Instrument checks (never counted for a paper)</h3>")
     s.body.append(table(header, _rows(checks, derived), "verdicts"))
-    regime = [
-        [esc(r.condition), f"{r.encoder:.3f}", f"{r.random:.3f}", f"{r.pixels:.3f}",
-         f"[{_num(r.ci[0], 4)}, {_num(r.ci[1], 4)}]", "yes" if r.reached else "no",
-         "yes" if r.above_pixels else "no"]
-        for r in record.regime
-    ]  # fmt: skip
+    regime = [_regime_row(r) for r in record.regime]
     s.body.append("<h3>Regime: trained encoder vs the same seed's random encoder</h3>")
     s.body.append(
         table(
@@ -110,9 +138,12 @@ def study_section(ctx: ReportContext) -> Section | None:
                 "encoder",
                 "random",
                 "pixels",
+                "pixels' PCA-k",
                 "CI of encoder - random",
                 "reached",
                 "above pixels",
+                "loss / pilot loss (gap)",
+                "converged",
             ],
             regime,
         )  # fmt: skip
