@@ -219,6 +219,7 @@ class Row:
     placebo: Sequence[float] | None = None  # the untrained networks' contrast, paired with per_seed
     positive_control: PositiveControl | None = None
     regime_reason: str | None = None  # why the regime was not reached (`STILL_LEARNING`)
+    conditions: Sequence[str] = ()  # the study conditions compared (stored with the verdict)
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ class VerdictRecord:
     placebo: Contrast | None = None  # the same seeds' untrained networks through the same path
     positive_control: ControlRecord | None = None
     reason: str | None = None  # why a validity rule set the outcome (`REASONS`)
+    conditions: tuple[str, ...] | None = None  # the study conditions the row compares
 
     @property
     def shown_outcome(self) -> str:
@@ -123,6 +124,8 @@ class VerdictRecord:
                 optional[k] = None if v.get(k) is None else Contrast.from_json(v[k])
             elif k == POSITIVE_CONTROL:
                 optional[k] = None if v.get(k) is None else ControlRecord.from_json(v[k])
+            elif k == "conditions":
+                optional[k] = None if v.get(k) is None else tuple(v[k])
             else:
                 optional[k] = opt_num(v.get(k))
         return cls(
@@ -261,6 +264,7 @@ def decide_table(
                 placebo=placebo,
                 positive_control=control,
                 reason=reason,
+                conditions=tuple(row.conditions) if row.conditions else None,
             )
         )
     return out
@@ -386,6 +390,8 @@ def _verdict_json(v: VerdictRecord) -> dict[str, Any]:
             obj[key] = value
         elif key in (RAW, PLACEBO, POSITIVE_CONTROL):
             obj[key] = value.to_json()
+        elif key == "conditions":
+            obj[key] = list(value)
         else:
             obj[key] = finite_or_none(value)
     return obj

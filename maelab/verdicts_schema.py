@@ -33,12 +33,13 @@ _VERDICT = (
 RAW, PLACEBO, POSITIVE_CONTROL = "raw", "placebo", "positive_control"
 VERDICT_OPTIONAL = (
     "control", "predicted", "margin", "level", "p_holm", "expected", "exact", RAW, PLACEBO,
-    POSITIVE_CONTROL, "reason",
+    POSITIVE_CONTROL, "reason", "conditions",
 )  # fmt: skip
 # expected: the outcome the row must have (a calibration row misses when it differs);
 # exact: the exact answer a calibration row's measurement is compared with;
 # raw / placebo: the trained and the untrained contrast (per_seed = raw - placebo);
-# positive_control: a constructed effect read the same way; reason: why a rule set the outcome
+# positive_control: a constructed effect read the same way; reason: why a rule set the outcome;
+# conditions: the study conditions the row compares (their regime records carry convergence)
 STILL_LEARNING = "still learning"  # a condition's loss or gate is short of its 3x-longer pilot
 NO_PILOT = "convergence not checked: no pilot"  # no 3x-longer pilot of this budget exists
 UNSEEN = "readout cannot see the effect"  # no detected positive control for an absence
@@ -131,6 +132,11 @@ def _check_verdict(v: Any, where: str) -> None:
         _choice(v["predicted"], stats.PREDICTIONS, f"{where}.predicted")
     if v.get("expected") is not None:
         _choice(v["expected"], stats.OUTCOMES, f"{where}.expected")
+    if v.get("conditions") is not None:
+        if not isinstance(v["conditions"], list):
+            raise VerdictsError(f"{where}.conditions: expected a list of condition names")
+        for j, c in enumerate(v["conditions"]):
+            _string(c, f"{where}.conditions[{j}]")
     if v.get("reason") is not None:
         _choice(v["reason"], REASONS, f"{where}.reason")
     if v.get(POSITIVE_CONTROL) is not None:

@@ -50,7 +50,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     from maelab.experiments.calibration_verdicts import misses
     from maelab.experiments.decide import format_decision
     from maelab.experiments.demo import run_demo
-    from maelab.verdicts import VERDICTS_FILE, summary
+    from maelab.experiments.validity import validity_problems
+    from maelab.verdicts import VERDICTS_FILE, read_verdicts, summary
 
     cfg = config_path(args.config) if args.config else None
     if args.pilot:
@@ -60,7 +61,7 @@ def _run_demo(args: argparse.Namespace) -> int:
                                 quiet=args.quiet, full=args.full)  # fmt: skip
         for cond, v in entry["conditions"].items():
             print(f"pilot {cond}: loss {v['loss']:.4f}, gate readout {v['readout']:.3f} "
-                  f"({entry['steps']} steps, seed {entry['seed']})")  # fmt: skip
+                  f"(3x the runs' steps, seed {entry['seed']})")  # fmt: skip
         print(f"pilots: {path}")
         return 0
     res = run_demo(
@@ -80,6 +81,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         + ", ".join(f"{n} {k}" for k, n in counts.items())
         + " (predictions; instrument checks apart)"
     )
+    problems = validity_problems(read_verdicts(res.dir / VERDICTS_FILE))
+    print("validity: " + ("placebo, positive controls and convergence hold for every decided row"
+                          if not problems else f"{len(problems)} PROBLEM(S): "
+                          + "; ".join(problems[:3])))  # fmt: skip
     print(f"verdicts: {res.dir / VERDICTS_FILE}")
     print(f"report: {res.report.path}")
     return 0

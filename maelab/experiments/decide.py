@@ -107,8 +107,8 @@ def decide(study: Study, m: Measurements, pilots: Pilots | None = None) -> Decis
 
     A prediction row is decided on its trained contrast minus the same contrast of the same
     seeds' untrained networks (its placebo), with its positive control where it names one. A
-    condition counts only when it converged: with a study's `pilot_gate`, a condition without a
-    pilot in `pilots`, or short of it, puts its rows in "regime not reached".
+    condition counts only when it converged: compared on the study's `pilot_gate`, a condition
+    without a pilot in `pilots`, or short of it, puts its gated rows in "regime not reached".
     """
     regime: list[vd.RegimeRecord] = []
     reached: dict[tuple[str, str], bool] = {}
@@ -137,7 +137,7 @@ def decide(study: Study, m: Measurements, pilots: Pilots | None = None) -> Decis
         predicted, words = derive(spec, m, seeds)
         ok = all(reached.get((n, g), False) for n in spec.conditions for g in spec.gates)
         why = None
-        if ok and spec.gates and study.pilot_gate is not None:
+        if ok and spec.gates:  # a gated row counts only where its conditions converged
             state = [converged.get(n) for n in spec.conditions]
             if any(c is None for c in state):
                 ok, why = False, vd.NO_PILOT
@@ -149,7 +149,7 @@ def decide(study: Study, m: Measurements, pilots: Pilots | None = None) -> Decis
         rows.append(vd.Row(spec.paper, spec.claim, predicted, spec.margin.value, per_seed,
                            spec.kind, ok, control, placebo=placebo,
                            positive_control=_positive(spec, m, seeds),
-                           regime_reason=why))  # fmt: skip
+                           regime_reason=why, conditions=spec.conditions))  # fmt: skip
         derived[spec.claim] = words
     undecided.extend(study.undecided)
     return Decision(regime, vd.decide_table(rows), derived, undecided)

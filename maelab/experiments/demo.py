@@ -229,7 +229,8 @@ def decide_demo(plan: DemoPlan) -> DemoDecision:
     real = None
     if plan.real is not None:
         real = read_measurements(plan.real.plan.dir, plan.real.study.conditions)
-        decision = decision.extend(decide(plan.real.study, real))
+        real_pilots = read_pilots(budget_key(plan.real.plan.base), plan.world.plan.dir)
+        decision = decision.extend(decide(plan.real.study, real, real_pilots))
     return DemoDecision(decision, world, real)
 
 
@@ -287,12 +288,25 @@ def run_pilot(
     longer = [*(overrides or []), f"train.epochs={PILOT_FACTOR * epochs}",
               f"sweep.seeds=[{PILOT_SEED}]"]  # fmt: skip
     pilot = plan_demo(config, longer, quick, str(judged.world.plan.dir / PILOT_DIR), full)
-    pilot.real = None
+    if judged.real is not None:  # the real part's own budget, 3x longer, on the tuning seed
+        pilot.real = plan_real(judged.settings, pilot.world.plan.dir,
+                               [*(overrides or []), f"sweep.seeds=[{PILOT_SEED}]",
+                                f"train.epochs={PILOT_FACTOR * _epochs(judged.real)}"], quick)  # fmt: skip
     sweep_demo(pilot, say, quiet)
-    m = read_measurements(pilot.world.plan.dir, pilot.world.study.conditions)
-    entry = pilot_entry(pilot.world.study, m)
-    path = write_pilot(judged.world.plan.dir, budget_key(judged.world.plan.base), entry)
-    return path, entry
+    path = None
+    entries: dict[str, Any] = {}
+    for judged_part, part in ((judged.world, pilot.world), (judged.real, pilot.real)):
+        if judged_part is None or part is None:
+            continue
+        m = read_measurements(part.plan.dir, part.study.conditions)
+        entry = pilot_entry(part.study, m)
+        path = write_pilot(judged.world.plan.dir, budget_key(judged_part.plan.base), entry)
+        entries.update({f"{part.study.name}: {c}": v for c, v in entry["conditions"].items()})
+    return path, {"conditions": entries, "steps": "3x", "seed": PILOT_SEED}
+
+
+def _epochs(part: Part) -> int:
+    return build_config(part.plan.base).train.epochs
 
 
 def run_demo(

@@ -181,14 +181,17 @@ TWO = Study(
                 predicted="none", kind=vd.INSTRUMENT),
     ),
     gates={ON_TOP1: TOP1_GATE, "r2": Gate("R^2", "r2", "random.r2", "pixels.r2")},
+    pilot_gate=ON_TOP1,
 )  # fmt: skip
+TWO_PILOTS = {"wide": {"loss": 0.1, "readout": 0.0}, "narrow": {"loss": 0.1, "readout": 0.0}}
 
 
 def two_conditions(wide: list[float], narrow: list[float]) -> Measurements:
     """Per-seed top-1 of each condition (its untrained network at 60 - seed in both) and an R^2
     near 0."""
     runs = {
-        name: {s: {LINEAR_TOP1: v, of_random(LINEAR_TOP1): 60.0 - s, "r2": 0.001 * (s - 1)}
+        name: {s: {LINEAR_TOP1: v, of_random(LINEAR_TOP1): 60.0 - s, "r2": 0.001 * (s - 1),
+                   "final_loss": 0.1}
                for s, v in enumerate(values)}
         for name, values in (("wide", wide), ("narrow", narrow))
     }  # fmt: skip
@@ -196,7 +199,7 @@ def two_conditions(wide: list[float], narrow: list[float]) -> Measurements:
 
 
 def test_a_declared_study_with_two_conditions_is_decided_without_the_demo() -> None:
-    decision = decide(TWO, two_conditions([80.0, 82.0, 81.0], [70.0, 71.5, 70.5]))
+    decision = decide(TWO, two_conditions([80.0, 82.0, 81.0], [70.0, 71.5, 70.5]), TWO_PILOTS)
     wider, r2 = decision.verdicts
     assert wider.per_seed == (10.0, 10.5, 10.5) and wider.effect == pytest.approx(31 / 3)
     assert wider.control == pytest.approx(212 / 3)  # the narrow encoder's mean top-1
@@ -215,10 +218,10 @@ def test_a_declared_study_gates_and_lists_what_it_cannot_decide() -> None:
     m = two_conditions([80.0, 82.0, 81.0], [70.0, 71.5, 70.5])
     for metrics in m.runs["narrow"].values():
         metrics[of_random(LINEAR_TOP1)] = metrics[LINEAR_TOP1] + 5.0  # below its random encoder
-    wider = decide(TWO, m).verdicts[0]
+    wider = decide(TWO, m, TWO_PILOTS).verdicts[0]
     assert wider.outcome == stats.REGIME_NOT_REACHED and wider.level == 0.95
     del m.runs["wide"]
-    decision = decide(TWO, m)
+    decision = decide(TWO, m, TWO_PILOTS)
     assert [u.reason for u in decision.undecided] == ["no runs of wide"]
     assert [v.claim for v in decision.verdicts] == ["the narrow encoder's R^2 is none"]
 

@@ -66,4 +66,4 @@ def test_the_rows_tables_carry_the_declarations_margins() -> None:
 def test_the_world_declaration_has_the_documented_rows() -> None:
     assert len(WORLD.rows) == 15 and len(WORLD_FULL.rows) == 17
     assert list(WORLD.conditions) == ["patch", "cell", "region", "straddled", "umae"]
-    assert len(REAL_IMAGES.rows) == 5
+    assert len(REAL_IMAGES.rows) == 6
