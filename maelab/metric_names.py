@@ -45,6 +45,7 @@ OTHER_SEED = 100  # its seed offset
 PCA = "pca"  # whole-image principal components of the pixels, read like an encoder's feature
 LATENT_RANK = "ref.latent_rank"
 FULL, MASKED = "full", "masked"
+CODE = "code"  # a view: the model's k-wide code of the visible part under the training mask
 LINEAR_PROBE, KERNEL_PROBE, PRINCIPAL_PROBE = "sel", "selk", "selp"
 Z_G, S_G, E_R, E_C, CONTROL = "z_g", "s_g", "e_r", "e_c", "control"  # selectivity readouts
 SELECTIVITY_READOUTS = (Z_G, S_G, E_R, E_C, CONTROL)  # maelab.probes.selectivity reads each

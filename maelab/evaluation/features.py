@@ -104,6 +104,31 @@ def encoder_code(
     return model.code_from_tokens(encoder_tokens(model, images, mask))
 
 
+CODE = "code"  # the pooled entry of `code_features`
+
+
+@torch.no_grad()
+def code_features(
+    model: MaskedAutoencoder, images: ImageSet, mask: Mask | None = None, batch_size: int = 256
+) -> Features:
+    """The k-wide code of every image of `images` (`encoder_code`), computed from the visible
+    patches of `mask` (one row per image: the code the decoder reads in training) or from the
+    whole image; pooled entry `code`."""
+    device = next(model.parameters()).device
+    codes, start = [], 0
+    was_training = model.training
+    model.eval()
+    try:
+        for imgs, _ in eval_batches(images, batch_size, model.arch.img_size, device):
+            n = imgs.shape[0]
+            part = None if mask is None else mask.rows(slice(start, start + n))
+            codes.append(encoder_code(model, imgs, part).float().cpu())
+            start += n
+    finally:
+        model.train(was_training)
+    return Features({CODE: torch.cat(codes)}, CODE, images.labels)
+
+
 def _progress(total: int, batch_size: int, desc: str, quiet: bool) -> tqdm:
     return tqdm(total=math.ceil(total / batch_size), desc=desc, disable=quiet, leave=False,
                 file=sys.stderr, dynamic_ncols=True)  # fmt: skip

@@ -24,14 +24,19 @@ from maelab.data.base import ImageSet, Splits
 from maelab.data.redraw import redraw_latent
 from maelab.data.synthetic import grid_sizes, latent_dims, synthetic_layout
 from maelab.evaluation.baselines import random_encoder
-from maelab.evaluation.features import Features, pixel_token_features, token_features
+from maelab.evaluation.features import (
+    Features,
+    code_features,
+    pixel_token_features,
+    token_features,
+)
 from maelab.experiments.declaration import R2
 from maelab.masking import Mask, MaskGeometry, draw_mask
 from maelab.metrics import effective_rank
 from maelab.models.checkpoints import load_pretrained
 from maelab.models.mae import MaskedAutoencoder
 from maelab.probes.inputs import take
-from maelab.probes.selectivity import Readout, principal_views, selectivity
+from maelab.probes.selectivity import Readout, code_selectivity, principal_views, selectivity
 from maelab.run_folder import RunFolder
 from maelab.theory.shared_latents import shared_latents
 
@@ -109,6 +114,35 @@ def study_metrics(
             out[m.selectivity(name, m.PCA, probe=m.PRINCIPAL_PROBE)] = value
     out[m.LATENT_RANK] = effective_rank(latent_vectors(held))
     out.update(positive_controls(model, cfg, fit, held, (mf, mh), out, k))
+    if model.arch.code_dim:
+        out.update(code_metrics(model, cfg, fit, held, (mf, mh)))
+    return out
+
+
+def code_metrics(
+    model: MaskedAutoencoder, cfg: Config, fit: ImageSet, held: ImageSet, masks: tuple[Mask, Mask]
+) -> dict[str, float]:
+    """Kong et al.'s readout of a `model.code_dim` model: R^2 of each latent from the k-wide code
+    of the visible part under the training mask (`sel.code.<source>.<readout>`), for the trained
+    model and the same seed's untrained one; e_r's positive control (`pc.sel.code.encoder.e_r`)
+    on images whose e_r is redrawn in a share of them."""
+    seed = cfg.train.seed
+    mf, mh = masks
+    out: dict[str, float] = {}
+    for source, net in ((m.ENCODER, model), (m.RANDOM, random_encoder(model.arch, seed))):
+        res = code_selectivity(code_features(net, fit, mf), fit, code_features(net, held, mh),
+                               held, seed)  # fmt: skip
+        out.update({m.selectivity(r, source, m.CODE): v for r, v in res.items()})
+    key = m.selectivity(m.E_R, m.ENCODER, m.CODE)
+    r2 = out.get(key, math.nan)
+    if not math.isnan(r2):
+        q = redraw_share(r2, POSITIVE_EFFECT * R2.value)
+        g = torch.Generator().manual_seed(1000 * seed + POSITIVE_STREAM + len(POSITIVE_READOUTS))
+        fit2 = redraw_latent(fit, cfg.data.synthetic, "region_noise", q, g)
+        held2 = redraw_latent(held, cfg.data.synthetic, "region_noise", q, g)
+        res = code_selectivity(code_features(model, fit2, mf), fit, code_features(model, held2, mh),
+                               held, seed, readouts=(m.E_R,))  # fmt: skip
+        out[m.positive_control(key)] = res[m.E_R] - r2
     return out
 
 

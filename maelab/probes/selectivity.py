@@ -152,3 +152,25 @@ def selectivity(
             else:
                 linear[name], kern[name] = math.nan, math.nan
     return Readout(linear, kern)
+
+
+def code_selectivity(
+    fit: Features, fit_images: ImageSet, held: Features, held_images: ImageSet, seed: int = 0,
+    readouts: tuple[str, ...] = READOUTS,
+) -> dict[str, float]:  # fmt: skip
+    """Held-out R^2 of each latent from one whole-image vector per image (a model's k-wide
+    code): z_g, s_g and the control as `selectivity` reads them; e_r / e_c of every region /
+    cell from the same vector (one ridge per unit), averaged over units."""
+    out = selectivity(fit, fit_images, held, held_images, seed=seed,
+                      readouts=tuple(r for r in readouts if r in ("z_g", "s_g", "control"))).linear  # fmt: skip
+    xf, xh = as_numpy(fit.x), as_numpy(held.x)
+    with threadpool_limits(1, user_api="blas"):
+        for name, key in (("e_r", "region_noise"), ("e_c", "cell_noise")):
+            lat_f, lat_h = fit_images.latents.get(key), held_images.latents.get(key)
+            if name not in readouts or lat_f is None or lat_f.dim() != 3 or not lat_f.shape[-1]:
+                out[name] = math.nan
+                continue
+            scores = [_fit_score(xf, as_numpy(lat_f[:, u]), xh, as_numpy(lat_h[:, u]), False, seed)[0]
+                      for u in range(lat_f.shape[1])]  # fmt: skip
+            out[name] = float(np.mean(scores))
+    return out
