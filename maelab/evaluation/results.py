@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from maelab import metric_names as m
-from maelab.config import Config
+from maelab.config import MASK_RATIO, Config
 from maelab.data.base import Splits
 from maelab.engine.metrics_log import read_metrics
 from maelab.evaluation.collapse import encoder_views
@@ -74,8 +74,11 @@ def collapse_metrics(
     """Effective rank, RankMe, alignment (raw and normalised) and uniformity of one encoder's
     pooled test features and two masked views drawn with the run's mask; its spectrum."""
     model.eval()
+    # a plain autoencoder (ratio 0) has no masked views of its own: its views are drawn at the
+    # default ratio, as an MAE's, so that the two align on the same views
+    mask = cfg.mask if cfg.mask.ratio > 0 else cfg.mask.model_copy(update={"ratio": MASK_RATIO})
     full, v1, v2 = encoder_views(
-        model, splits.test, cfg.mask, eval_cfg.view_images, eval_cfg.pool, seed=cfg.train.seed
+        model, splits.test, mask, eval_cfg.view_images, eval_cfg.pool, seed=cfg.train.seed
     )
     stats = collapse_stats(full, v1, v2)
     return {

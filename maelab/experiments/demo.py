@@ -36,8 +36,9 @@ from maelab.experiments.pilots import (
     write_pilot,
 )
 from maelab.experiments.plan import GRID_SEEDS, SweepPlan, load_sweep
+from maelab.experiments.studies.kong_code import WORLD_FULL
 from maelab.experiments.studies.real_images import REAL_IMAGES
-from maelab.experiments.studies.world import WORLD, WORLD_FULL
+from maelab.experiments.studies.world import WORLD
 from maelab.experiments.study_readout import latent_dimension
 from maelab.experiments.sweep import SweepResult, run_sweep
 from maelab.metric_names import EFFECTIVE_RANK

@@ -11,8 +11,9 @@ import pytest
 
 from maelab.experiments.declaration import MARGINS, Study
 from maelab.experiments.studies.cao_q4 import cao_q4
+from maelab.experiments.studies.kong_code import WORLD_FULL
 from maelab.experiments.studies.real_images import REAL_IMAGES
-from maelab.experiments.studies.world import WORLD, WORLD_FULL
+from maelab.experiments.studies.world import WORLD
 
 THEORY = Path(__file__).resolve().parents[2] / "docs" / "theory.md"
 STUDIES: list[Study] = [WORLD_FULL, REAL_IMAGES.labelled("digits"), cao_q4(4)]
@@ -64,6 +65,6 @@ def test_the_rows_tables_carry_the_declarations_margins() -> None:
 
 
 def test_the_world_declaration_has_the_documented_rows() -> None:
-    assert len(WORLD.rows) == 15 and len(WORLD_FULL.rows) == 17
+    assert len(WORLD.rows) == 15 and len(WORLD_FULL.rows) == 20
     assert list(WORLD.conditions) == ["patch", "cell", "region", "straddled", "umae"]
     assert len(REAL_IMAGES.rows) == 6

@@ -1,6 +1,6 @@
 """Kong et al. and Zhang et al. on the study world (`maelab demo`): mask units patch / cell /
 region / straddled region at ratio 0.75 and U-MAE; `--full` adds the mask-ratio sweep
-(`WORLD_FULL`). docs/theory.md ("The rows") derives each row's prediction."""
+(`maelab.experiments.studies.kong_code.WORLD_FULL`, with Kong's k-wide code). docs/theory.md ("The rows") derives each row's prediction."""
 
 from __future__ import annotations
 
@@ -150,4 +150,16 @@ RATIO_SWEEP = Study(
     rows=(Z_G_PEAKS, PROBE_PEAKS),
     gates={},
 )
-WORLD_FULL = WORLD.plus(RATIO_SWEEP)  # `maelab demo --full`: one Holm family
+
+AUTOENCODER = "autoencoder"  # the same encoder trained as a plain autoencoder: ratio 0, loss on all
+ALIGNS_BEYOND_AE = RowSpec(
+    ZHANG, "masking aligns the two views beyond a plain autoencoder (normalised alignment, MAE - "
+    "the same encoder trained at ratio 0 with the loss on every patch, same seeds and steps)",
+    PATCH, AUTOENCODER, Diff(m.ALIGNMENT_NORM), ALIGNMENT, predicted=INCREASE, gates=(ON_S_G,))  # fmt: skip
+PLAIN_AE = Study(
+    "plain autoencoder",
+    conditions={AUTOENCODER: {**_at(4, ratio=0.0), "loss.on": "all"}},
+    rows=(ALIGNS_BEYOND_AE,),
+    gates=GATES,
+    pilot_gate=ON_S_G,
+)
