@@ -54,7 +54,9 @@ def test_a_redraw_keeps_one_minus_q_squared_of_a_linear_readout(world) -> None:
     redrawn = [redraw_latent(s, cfg.data.synthetic, "region_noise", q, g) for s in (fit, held)]
     # the redrawn images' e_r, read back from their own pixels through the world's inverse:
     # here the oracle is the latent each image now carries (the donor's, where redrawn)
-    changed = [(r.images != s.images).flatten(1).any(1) for r, s in zip(redrawn, (fit, held), strict=True)]
+    changed = [
+        (r.images != s.images).flatten(1).any(1) for r, s in zip(redrawn, (fit, held), strict=True)
+    ]
     assert abs(changed[0].float().mean().item() - q) < 0.02
     carried = []
     for s, c in zip((fit, held), changed, strict=True):
