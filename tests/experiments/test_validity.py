@@ -7,8 +7,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import pytest
-
 from maelab import verdicts as vd
 from maelab.experiments.validity import validity_problems
 
@@ -68,7 +66,6 @@ def test_a_decided_row_over_unconverged_conditions_is_caught() -> None:
     assert "not known to have converged (region, patch)" in problem
 
 
-@pytest.mark.skipif(not DEMO.is_file(), reason="no measured demo output in docs/results")
 def test_the_demos_verdicts_hold_all_three_conditions() -> None:
     rec = vd.read_verdicts(DEMO)
     assert rec.schema == 2
