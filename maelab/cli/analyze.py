@@ -136,13 +136,19 @@ def _add_decoder(what: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--sweep", required=True, help="the sweep folder, e.g. runs/cao_q4")
     d.add_argument("--out", default=None, help="verdicts file or folder (default: the sweep's)")
+    d.add_argument(
+        "--pilot",
+        default=None,
+        help="the same sweep with 3x the epochs (e.g. maelab sweep -c cao_q4 train.epochs=X "
+        "sweep.seeds=[0] --out runs/cao_q4_pilot): each condition must have converged against it",
+    )
     d.set_defaults(handler=_run_analyze_decoder)
 
 
 def _run_analyze_decoder(args: argparse.Namespace) -> int:
     from maelab.experiments.decoder_analysis import analyze_decoder, format_q4
 
-    depths, decision, path = analyze_decoder(args.sweep, args.out)
+    depths, decision, path = analyze_decoder(args.sweep, args.out, args.pilot)
     print(format_q4(depths, decision))
     print(f"verdicts: {path}")
     return 0

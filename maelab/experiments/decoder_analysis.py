@@ -16,6 +16,7 @@ from maelab.config import DECODER_DEPTH_KEY, DECODER_WIDTH_KEY
 from maelab.errors import ConfigError
 from maelab.experiments.decide import Decision, decide
 from maelab.experiments.measurements import read_measurements
+from maelab.experiments.pilots import pilots_from_sweep
 from maelab.experiments.plan import get_dotted, read_manifest
 from maelab.experiments.studies.cao_q4 import cao_q4
 from maelab.metric_names import EFFECTIVE_RANK, KNN_TOP1, LINEAR_TOP1
@@ -57,17 +58,20 @@ def ablation_rows(sweep_dir: Path, manifest: dict[str, Any]) -> list[dict[str, A
 
 
 def analyze_decoder(
-    sweep_dir: str | Path, out: str | Path | None = None
+    sweep_dir: str | Path, out: str | Path | None = None, pilot: str | Path | None = None
 ) -> tuple[dict[str, int], Decision, Path]:
     """Decide Q4 and draw the ablation; returns the conditions' depths, the decision and the
-    verdicts file (default SWEEP/probes/verdicts.json; `out` a file or a folder)."""
+    verdicts file (default SWEEP/probes/verdicts.json; `out` a file or a folder). `pilot`: the
+    same sweep trained 3x longer, against which each condition must have converged (without
+    one, its rows read "regime not reached (convergence not checked: no pilot)")."""
     t0 = time.time()
     sweep_dir = Path(sweep_dir)
     manifest = read_manifest(sweep_dir)
     if not manifest:
         raise ConfigError(f"{sweep_dir} is not a sweep folder (no sweep.json)")
     study = cao_q4(decoder_depths(manifest)[-1])
-    decision = decide(study, read_measurements(sweep_dir, study.conditions))
+    pilots = pilots_from_sweep(study, sweep_dir, Path(pilot)) if pilot else None
+    decision = decide(study, read_measurements(sweep_dir, study.conditions), pilots)
     record = vd.Verdicts(
         commit=vd.git_commit(Path(__file__).resolve().parent),
         config_hash=vd.config_hash(manifest),
@@ -97,7 +101,7 @@ def format_q4(depths: dict[str, int], decision: Decision) -> str:
         control = v.control if v.control is not None else float("nan")
         lines.append(
             f"{v.claim} | {control + v.effect:.2f} vs {control:.2f} | {v.effect:+.2f} "
-            f"[{lo:+.2f}, {hi:+.2f}] | {v.n_seeds} | {v.outcome}"
+            f"[{lo:+.2f}, {hi:+.2f}] | {v.n_seeds} | {v.shown_outcome}"
         )
     lines += [f"not decided: {u.claim}: {u.reason}" for u in decision.undecided]
     for r in decision.regime:

@@ -21,7 +21,8 @@ from typing import Any
 from maelab.config import build_config
 from maelab.errors import ConfigError
 from maelab.experiments.declaration import Study
-from maelab.experiments.measurements import Measurements
+from maelab.experiments.measurements import Measurements, read_measurements
+from maelab.experiments.plan import read_manifest
 from maelab.metric_names import FINAL_LOSS
 from maelab.run_folder import write_json_atomic
 from maelab.verdict_records import config_hash, git_commit
@@ -89,3 +90,24 @@ def _read(path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise ConfigError(f"{path}: not JSON ({exc}); delete it and run `maelab demo --pilot` "
                           "again") from None  # fmt: skip
+
+
+def pilots_from_sweep(
+    study: Study, sweep_dir: Path, pilot_dir: Path
+) -> dict[str, dict[str, float]]:
+    """The pilots of a study's sweep read from a second sweep of the same conditions trained
+    `PILOT_FACTOR` times longer (any seed): ConfigError unless its budget, its epochs divided by
+    the factor, is the sweep's own."""
+    base, pilot = read_manifest(sweep_dir), read_manifest(pilot_dir)
+    if not pilot:
+        raise ConfigError(f"{pilot_dir} is not a sweep folder (no sweep.json)")
+    epochs = build_config(dict(pilot.get("base", {}))).train.epochs
+    if epochs % PILOT_FACTOR or budget_key(pilot["base"], epochs // PILOT_FACTOR) != budget_key(
+        base["base"]
+    ):
+        raise ConfigError(
+            f"{pilot_dir} is no pilot of {sweep_dir}: run the same sweep with train.epochs = "
+            f"{PILOT_FACTOR} x the sweep's and the rest unchanged"
+        )
+    m = read_measurements(pilot_dir, study.conditions)
+    return {c: dict(v) for c, v in pilot_entry(study, m)["conditions"].items()}

@@ -42,4 +42,5 @@ def cao_q4(deepest: int) -> Study:
                  "one block"),
         ),
         gates={ON_TOP1: TOP1_GATE},
+        pilot_gate=ON_TOP1,
     )  # fmt: skip
