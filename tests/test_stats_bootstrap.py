@@ -50,7 +50,9 @@ def test_same_values_same_interval_and_decide_table_uses_it():
             list(np.random.default_rng(1).normal(0.0, 0.1, 40)))]  # fmt: skip
     boot = vd.decide_table(rows, sampling=vd.OVER_IMAGES)
     t = vd.decide_table(rows)
-    assert [v.outcome for v in boot] == ["agrees", "agrees"]
+    # the null agrees by its interval but has no positive control: it asserts no absence
+    assert [v.outcome for v in boot] == ["agrees", "inconclusive"]
+    assert boot[1].reason == vd.UNSEEN
     assert boot[0].ci != t[0].ci and boot[0].effect == t[0].effect
     # one checkpoint: the file keeps the mean, the per-image values stay in the question's file
     assert boot[0].n_seeds == 1 and boot[0].per_seed == (boot[0].effect,) and t[0].n_seeds == 40

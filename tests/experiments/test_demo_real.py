@@ -88,9 +88,13 @@ def test_real_rows_are_the_runs_numbers(full_dir):
     assert list(peak.per_seed) == pytest.approx(want)
     collapse = next(v for c, v in by_claim.items() if c.startswith("digits: MAE collapses"))
     m = runs[(0.75, "mae", 0)]
-    assert collapse.per_seed[0] == pytest.approx(
+    assert collapse.raw.per_seed[0] == pytest.approx(
         math.log(m["effective_rank"] / m["random.effective_rank"])
     )
+    # decided on raw - placebo: the placebo is seed s's untrained network against seed s+100's
+    placebo = math.log(m["random.effective_rank"] / m["random100.effective_rank"])
+    assert collapse.placebo.per_seed[0] == pytest.approx(placebo)
+    assert collapse.per_seed[0] == pytest.approx(collapse.raw.per_seed[0] - placebo)
 
 
 @pytest.mark.slow
@@ -117,7 +121,9 @@ def test_full_plans_the_declared_conditions_of_both_parts(tmp_path):
     world = {(p.values["mask.unit"], p.values["mask.ratio"], p.values["objective.name"])
              for p in plan.world.plan.points}  # fmt: skip
     assert (4, 0.75, "umae") in world and (4, 0.1, "mae") in world and (16, 0.75, "mae") in world
-    assert len(plan.world.plan.points) == 2 * 9  # 10 conditions, ratio=0.75 is the patch runs
+    # 14 conditions (5 units and U-MAE, 5 ratios, Kong's 3 code conditions, the plain
+    # autoencoder), ratio=0.75 is the patch runs: 13 distinct, 2 seeds each
+    assert len(plan.world.plan.points) == 2 * 13
     assert plan.real is not None and plan.real.plan.dir == tmp_path / REAL_DIR
     assert list(plan.real.study.conditions) == [f"digits {c}" for c in REAL_IMAGES.conditions]
     assert len(plan.real.plan.points) == 2 * 4

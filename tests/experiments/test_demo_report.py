@@ -62,7 +62,7 @@ def test_derived_predictions_come_from_the_masks(demo_dir):
 @pytest.mark.slow
 def test_demo_report_shows_the_study(demo_dir):
     page = (demo_dir / "report.html").read_text()
-    for sid in ("overview", "verdicts", "study", "training", "reconstructions"):
+    for sid in ("summary", "overview", "study", "training", "reconstructions"):
         assert f'<section id="{sid}">' in page, sid
     assert "Prediction vs measurement</h3>" not in page  # the page shows rows; it decides none
     assert "Instrument checks" in page and "CI of encoder - random" in page
