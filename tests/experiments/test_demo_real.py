@@ -121,9 +121,9 @@ def test_full_plans_the_declared_conditions_of_both_parts(tmp_path):
     world = {(p.values["mask.unit"], p.values["mask.ratio"], p.values["objective.name"])
              for p in plan.world.plan.points}  # fmt: skip
     assert (4, 0.75, "umae") in world and (4, 0.1, "mae") in world and (16, 0.75, "mae") in world
-    # 14 conditions (5 units and U-MAE, 5 ratios, Kong's 3 code conditions, the plain
-    # autoencoder), ratio=0.75 is the patch runs: 13 distinct, 2 seeds each
-    assert len(plan.world.plan.points) == 2 * 13
+    # 13 conditions (4 units and U-MAE, 4 ratios, Kong's 3 code conditions, the plain
+    # autoencoder), ratio=0.75 is the patch runs: 12 distinct, 2 seeds each
+    assert len(plan.world.plan.points) == 2 * 12
     assert plan.real is not None and plan.real.plan.dir == tmp_path / REAL_DIR
     assert list(plan.real.study.conditions) == [f"digits {c}" for c in REAL_IMAGES.conditions]
     assert len(plan.real.plan.points) == 2 * 4

@@ -138,7 +138,7 @@ WORLD = Study(
     ),
 )  # fmt: skip
 
-RATIO_CONDITIONS = {f"ratio={r}": _at(4, ratio=r) for r in (0.1, 0.25, 0.5, 0.75, 0.9)}
+RATIO_CONDITIONS = {f"ratio={r}": _at(4, ratio=r) for r in (0.1, 0.5, 0.75, 0.9)}
 RATIOS = list(RATIO_CONDITIONS)  # patch unit, MAE, ascending ratio
 Z_G_PEAKS = peak_row(KONG, "R^2(z_g) peaks at an intermediate mask ratio", m.selectivity(m.Z_G), R2,
                      RATIOS)  # fmt: skip
