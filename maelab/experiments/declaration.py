@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from maelab import stats
-from maelab.experiments.measurements import Measurements
+from maelab.experiments.measurements import AT_BASE, Measurements
 from maelab.metric_names import LINEAR_TOP1, of_pixels, of_random, untrained
 from maelab.verdicts import PREDICTION
 
@@ -120,10 +120,17 @@ class Study:
     pilot_gate: str | None = None  # the gate a condition's pilot is compared on (convergence)
 
     def plus(self, other: Study) -> Study:
-        """This study with another's conditions and rows added (one Holm family)."""
+        """This study with another's conditions and rows added (one Holm family). Every
+        condition is pinned to the sweep's base value (`AT_BASE`) on the fields only the other
+        study's conditions name: a world condition that does not name `model.code_dim` must not
+        take the code runs as its own."""
+        conditions = {**self.conditions, **other.conditions}
+        keys = {k for values in conditions.values() for k in values}
         return replace(
             self,
-            conditions={**self.conditions, **other.conditions},
+            conditions={
+                n: {**{k: AT_BASE for k in keys if k not in v}, **v} for n, v in conditions.items()
+            },  # fmt: skip
             rows=(*self.rows, *other.rows),
             gates={**self.gates, **other.gates},
             undecided=(*self.undecided, *other.undecided),

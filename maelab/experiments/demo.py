@@ -25,7 +25,7 @@ from maelab.experiments.calibration import run_calibration
 from maelab.experiments.calibration_verdicts import write_calibration_verdicts
 from maelab.experiments.decide import Decision, as_json, decide
 from maelab.experiments.declaration import Study
-from maelab.experiments.measurements import Measurements, read_measurements
+from maelab.experiments.measurements import AT_BASE, Measurements, read_measurements
 from maelab.experiments.pilots import (
     PILOT_DIR,
     PILOT_FACTOR,
@@ -140,7 +140,7 @@ def grids_of(conditions: Mapping[str, Mapping[str, Any]], first_seeds: Mapping[s
     if unknown:
         raise ConfigError(f"demo.first_seeds names no condition of the study: {sorted(unknown)}")
     return [
-        {**{k: [v] for k, v in values.items()},
+        {**{k: [v] for k, v in values.items() if v is not AT_BASE},
          **({GRID_SEEDS: first_seeds[name]} if first_seeds.get(name) is not None else {})}
         for name, values in conditions.items()
     ]  # fmt: skip
@@ -256,7 +256,7 @@ def write_demo(plan: DemoPlan, decided: DemoDecision) -> Path:
     path = vd.write_verdicts(world.plan.dir / vd.VERDICTS_FILE, record)
     synthetic = base.data.name == "synthetic"
     write_json_atomic(world.plan.dir / STUDY_FILE, {
-        "conditions": world.study.conditions,
+        "conditions": named_values(world.study.conditions),
         "seeds": world.seeds,
         "real": None if real is None else {
             "data": data_name(real.plan), "dir": REAL_DIR, "conditions": REAL_IMAGES.conditions,
@@ -308,6 +308,11 @@ def run_pilot(
 
 def _epochs(part: Part) -> int:
     return build_config(part.plan.base).train.epochs
+
+
+def named_values(conditions: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Conditions as study.json keeps them: the fields they name (not those held at base)."""
+    return {n: {k: v for k, v in c.items() if v is not AT_BASE} for n, c in conditions.items()}
 
 
 def run_demo(

@@ -21,6 +21,17 @@ from maelab.run_records import read_baselines, read_run_results
 PIXEL_PREFIX = f"{PIXELS}."
 
 
+class _AtBase:
+    """A condition's field held at the sweep's base value (`Study.plus` pins the fields another
+    study varies, so that conditions of one table never share runs)."""
+
+    def __repr__(self) -> str:
+        return "AT_BASE"
+
+
+AT_BASE = _AtBase()
+
+
 @dataclass
 class Measurements:
     """Per condition, per seed, the flat metrics of the run; the raw-pixel baseline's metrics;
@@ -58,9 +69,15 @@ def members(
     out: dict[str, list[tuple[int, int]]] = {n: [] for n in conditions}
     for i, (values, seed) in enumerate(points):
         for name, want in conditions.items():
-            if all(values.get(k, get_dotted(dict(base), k)) == v for k, v in want.items()):
+            if all(values.get(k, get_dotted(dict(base), k)) == _wanted(v, k, base)
+                   for k, v in want.items()):  # fmt: skip
                 out[name].append((i, seed))
     return out
+
+
+def _wanted(value: Any, key: str, base: Mapping[str, Any]) -> Any:
+    """A condition's value of a field: `AT_BASE` reads the sweep's base value."""
+    return get_dotted(dict(base), key) if value is AT_BASE else value
 
 
 def read_measurements(

@@ -304,3 +304,20 @@ def test_the_gate_must_beat_the_pixels_pca() -> None:
     )  # beats its random net
     r = row(table, "region-sized units keep less of a region's own noise (R^2(e_r), full")
     assert r.outcome == stats.REGIME_NOT_REACHED
+
+
+def test_combined_studies_never_share_runs() -> None:
+    """--full: a world condition that does not name `model.code_dim` takes the base value of it,
+    so the code runs (same unit, ratio and objective) are not read as the world's patch runs."""
+    from maelab.experiments.measurements import members
+    from maelab.experiments.studies.kong_code import WORLD_FULL
+
+    base = {"model": {"code_dim": None}, "loss": {"on": "masked"},
+            "data": {"synthetic": {"region_noise_std": 0.3, "cell_noise_std": 0.3}}}  # fmt: skip
+    axes = {"mask.unit": 4, "mask.strategy": "block", "objective.name": "mae", "mask.ratio": 0.75,
+            "loss.on": "masked", "data.synthetic.cell_noise_std": 0.3}  # fmt: skip
+    world = {**axes, "model.code_dim": None, "data.synthetic.region_noise_std": 0.3}
+    code = {**axes, "model.code_dim": 8, "data.synthetic.region_noise_std": 0.6,
+            "data.synthetic.cell_noise_std": 0.6}  # fmt: skip
+    found = members([(world, 1), (code, 1)], WORLD_FULL.conditions, base)
+    assert found["patch"] == [(0, 1)] and found["code patch"] == [(1, 1)]
