@@ -137,7 +137,7 @@ def decide(study: Study, m: Measurements, pilots: Pilots | None = None) -> Decis
         predicted, words = derive(spec, m, seeds)
         ok = all(reached.get((n, g), False) for n in spec.conditions for g in spec.gates)
         why = None
-        if spec.gates:  # a gated row counts only where its conditions converged
+        if spec.kind == vd.PREDICTION:  # a prediction counts only where its conditions converged
             state = [converged.get(n) for n in spec.conditions]
             if any(c is None for c in state):
                 ok, why = False, vd.NO_PILOT

@@ -91,6 +91,9 @@ class RowSpec:
 
     @property
     def conditions(self) -> list[str]:
+        """Every condition the row reads (a peak row: its interior and end conditions)."""
+        if isinstance(self.value, Peak):
+            return [*self.value.interior, *self.value.ends]
         return [self.treated] + ([self.control] if self.control else [])
 
     @property
