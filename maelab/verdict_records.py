@@ -1,6 +1,7 @@
 """The records of `verdicts.json` that need no deciding: a condition's regime gate (with its
 convergence against a pilot and the pixels' PCA-k), a row's raw / placebo contrast and its
-positive control, provenance (commit, config hash), and the JSON helpers they share.
+positive control, the two validity rules read off them (`unseen`, `placebo_same`), provenance
+(commit, config hash), and the JSON helpers they share.
 `maelab.verdicts` decides rows and writes the file; its docstring has the layout."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from maelab import stats
 from maelab.verdicts_schema import PREDICTION
 
 
@@ -229,3 +231,31 @@ class PositiveControl:
 
     what: str
     per_seed: Sequence[float]
+
+
+def asserts(outcome: str, predicted: str, lo: float, hi: float, margin: float) -> str | None:
+    """What an outcome asserts: "effect" (an effect of some sign), "absence" (an effect smaller
+    than the margin), or None (nothing: inconclusive, regime not reached)."""
+    inside = -margin < lo and hi < margin
+    if outcome == stats.AGREES:
+        return ABSENCE if predicted == stats.PREDICTIONS[3] else EFFECT
+    if outcome == stats.DISAGREES:
+        return ABSENCE if inside else EFFECT
+    return None
+
+
+EFFECT, ABSENCE = "effect", "absence"
+
+
+def unseen(claim: str | None, outcome: str, control: ControlRecord | None) -> bool:
+    """An absence or a disagreement asserted without a detected positive control."""
+    asserting = claim == ABSENCE or (claim is not None and outcome == stats.DISAGREES)
+    return asserting and not (control is not None and control.detected)
+
+
+def placebo_same(claim: str | None, outcome: str, predicted: str, margin: float,
+                 placebo: Contrast | None) -> bool:  # fmt: skip
+    """An effect asserted by the row that its placebo, read by the same rule, asserts too."""
+    if claim != EFFECT or placebo is None or placebo.outcome != outcome:
+        return False
+    return asserts(outcome, predicted, *placebo.ci, margin) == EFFECT

@@ -42,20 +42,26 @@ from typing import Any
 from maelab import stats
 from maelab.run_folder import VERDICTS_FILE, write_json_atomic
 from maelab.verdict_records import (
+    ABSENCE,
+    EFFECT,
     Contrast,
     ControlRecord,
     Convergence,
     PositiveControl,
     RegimeRecord,
     Row,
+    asserts,
+    ci_json,
     config_hash,
     finite_or_none,
     git_commit,
     num,
     opt_num,
     pair,
+    placebo_same,
     regime_from_json,
     regime_json,
+    unseen,
 )
 from maelab.verdicts_schema import (
     CALIBRATION,
@@ -76,7 +82,7 @@ from maelab.verdicts_schema import (
     validate,
 )
 
-__all__ = ["CALIBRATION", "PositiveControl", "Row", "Contrast", "ControlRecord", "Convergence", "RegimeRecord", "config_hash", "git_commit", "INSTRUMENT", "KINDS", "NO_PILOT", "PLACEBO_SAME", "PREDICTION", "REASONS",
+__all__ = ["ABSENCE", "EFFECT", "asserts", "placebo_same", "unseen", "CALIBRATION", "PositiveControl", "Row", "Contrast", "ControlRecord", "Convergence", "RegimeRecord", "config_hash", "git_commit", "INSTRUMENT", "KINDS", "NO_PILOT", "PLACEBO_SAME", "PREDICTION", "REASONS",
            "SCHEMA", "STILL_LEARNING", "UNSEEN", "VERDICTS_FILE", "VerdictsError",
            "validate"]  # fmt: skip
 
@@ -270,32 +276,14 @@ def decide_table(
     return out
 
 
-def asserts(outcome: str, predicted: str, lo: float, hi: float, margin: float) -> str | None:
-    """What an outcome asserts: "effect" (an effect of some sign), "absence" (an effect smaller
-    than the margin), or None (nothing: inconclusive, regime not reached)."""
-    inside = -margin < lo and hi < margin
-    if outcome == stats.AGREES:
-        return ABSENCE if predicted == stats.PREDICTIONS[3] else EFFECT
-    if outcome == stats.DISAGREES:
-        return ABSENCE if inside else EFFECT
-    return None
-
-
-EFFECT, ABSENCE = "effect", "absence"
-
-
 def _validity(outcome: str, reason: str | None, eff: stats.PairedEffect, row: Row,
               placebo: Contrast | None, control: ControlRecord | None) -> tuple[str, str | None]:  # fmt: skip
     """The two validity rules of a prediction row (see `decide_table`)."""
     claim = asserts(outcome, row.predicted, eff.lo, eff.hi, row.margin)
-    if claim is None:
-        return outcome, reason
-    if (claim == ABSENCE or outcome == stats.DISAGREES) and not (control and control.detected):
+    if unseen(claim, outcome, control):
         return stats.INCONCLUSIVE, UNSEEN
-    if claim == EFFECT and placebo is not None and placebo.outcome == outcome:
-        lo, hi = placebo.ci
-        if asserts(outcome, row.predicted, lo, hi, row.margin) == EFFECT:
-            return stats.INCONCLUSIVE, PLACEBO_SAME
+    if placebo_same(claim, outcome, row.predicted, row.margin, placebo):
+        return stats.INCONCLUSIVE, PLACEBO_SAME
     return outcome, reason
 
 
@@ -377,7 +365,7 @@ def _verdict_json(v: VerdictRecord) -> dict[str, Any]:
         "kind": v.kind,
         "outcome": v.outcome,
         "effect": v.effect,
-        "ci": [finite_or_none(v.ci[0]), finite_or_none(v.ci[1])],
+        "ci": ci_json(v.ci),
         "n_seeds": v.n_seeds,
         "per_seed": [float(x) for x in v.per_seed],
         "min_detectable": finite_or_none(v.min_detectable),

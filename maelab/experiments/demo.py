@@ -283,10 +283,9 @@ def run_pilot(
     """The pilots of a demo budget: every condition of the world's study trained
     `PILOT_FACTOR` times longer on the tuning seed, into OUT/pilot; their final loss and gate
     readout are written to OUT/pilot/pilots.json under the budget they judge."""
-    say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = _say(quiet)
     judged = plan_demo(config, overrides, quick, out, full)
-    epochs = build_config(judged.world.plan.base).train.epochs
-    longer = [*(overrides or []), f"train.epochs={PILOT_FACTOR * epochs}",
+    longer = [*(overrides or []), f"train.epochs={PILOT_FACTOR * _epochs(judged.world)}",
               f"sweep.seeds=[{PILOT_SEED}]"]  # fmt: skip
     pilot = plan_demo(config, longer, quick, str(judged.world.plan.dir / PILOT_DIR), full)
     if judged.real is not None:  # the real part's own budget, 3x longer, on the tuning seed
@@ -310,6 +309,11 @@ def _epochs(part: Part) -> int:
     return build_config(part.plan.base).train.epochs
 
 
+def _say(quiet: bool) -> Callable[[str], None]:
+    """The demo's progress lines, on stderr (nothing when quiet)."""
+    return (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
 def named_values(conditions: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Conditions as study.json keeps them: the fields they name (not those held at base)."""
     return {n: {k: v for k, v in c.items() if v is not AT_BASE} for n, c in conditions.items()}
@@ -325,7 +329,7 @@ def run_demo(
 ) -> DemoResult:
     """Plan, sweep (resumable), decide, write the verdicts, then the HTML report."""
     t0 = time.time()
-    say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = _say(quiet)
     plan = plan_demo(config, overrides, quick, out, full)
     calibration = calibrate_demo(plan, say)
     stages = {"calibration": time.time() - t0}

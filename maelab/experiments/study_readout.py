@@ -136,10 +136,7 @@ def code_metrics(
     key = m.selectivity(m.E_R, m.ENCODER, m.CODE)
     r2 = out.get(key, math.nan)
     if not math.isnan(r2):
-        q = redraw_share(r2, POSITIVE_EFFECT * R2.value)
-        g = torch.Generator().manual_seed(1000 * seed + POSITIVE_STREAM + len(POSITIVE_READOUTS))
-        fit2 = redraw_latent(fit, cfg.data.synthetic, "region_noise", q, g)
-        held2 = redraw_latent(held, cfg.data.synthetic, "region_noise", q, g)
+        fit2, held2 = redrawn(fit, held, cfg, "region_noise", r2, len(POSITIVE_READOUTS))
         res = code_selectivity(code_features(model, fit2, mf), fit, code_features(model, held2, mh),
                                held, seed, readouts=(m.E_R,))  # fmt: skip
         out[m.positive_control(key)] = res[m.E_R] - r2
@@ -158,6 +155,16 @@ POSITIVE_READOUTS = (
 )
 POSITIVE_STREAM = 11  # generator offset of the positive controls' redraws
 POSITIVE_EFFECT = 1.5  # the constructed drop, in margins of the readout (R^2: 0.02)
+
+
+def redrawn(fit: ImageSet, held: ImageSet, cfg: Config, level: str, r2: float, stream: int
+            ) -> tuple[ImageSet, ImageSet]:  # fmt: skip
+    """Both image sets with `level` redrawn in the share that lowers a readout of R^2 `r2` by
+    `POSITIVE_EFFECT` margins (`redraw_share`); the generator is fixed per seed and `stream`."""
+    q = redraw_share(r2, POSITIVE_EFFECT * R2.value)
+    g = torch.Generator().manual_seed(1000 * cfg.train.seed + POSITIVE_STREAM + stream)
+    return (redraw_latent(fit, cfg.data.synthetic, level, q, g),
+            redraw_latent(held, cfg.data.synthetic, level, q, g))  # fmt: skip
 
 
 def redraw_share(r2: float, drop: float) -> float:
@@ -188,10 +195,7 @@ def positive_controls(
         r2 = read.get(key, math.nan)
         if math.isnan(r2) or level not in fit.latents:
             continue
-        q = redraw_share(r2, POSITIVE_EFFECT * R2.value)
-        g = torch.Generator().manual_seed(1000 * seed + POSITIVE_STREAM + i)
-        fit2 = redraw_latent(fit, cfg.data.synthetic, level, q, g)
-        held2 = redraw_latent(held, cfg.data.synthetic, level, q, g)
+        fit2, held2 = redrawn(fit, held, cfg, level, r2, i)
         mf, mh = masks if view == m.MASKED else (None, None)
         vf, vh = token_features(model, fit2, mf), token_features(model, held2, mh)
         if probe == m.PRINCIPAL_PROBE:

@@ -6,9 +6,8 @@ what fails; `tests/experiments/test_validity.py` checks the demo's output."""
 
 from __future__ import annotations
 
-from maelab import stats
 from maelab import verdicts as vd
-from maelab.verdicts import ABSENCE, EFFECT, asserts
+from maelab.verdicts import asserts, placebo_same, unseen
 
 
 def validity_problems(record: vd.Verdicts) -> list[str]:
@@ -19,21 +18,15 @@ def validity_problems(record: vd.Verdicts) -> list[str]:
     for v in record.verdicts:
         if v.kind != vd.PREDICTION:
             continue
-        claim = asserts(v.outcome, v.predicted or "none", *v.ci, v.margin or 0.0)
+        predicted, margin = v.predicted or "none", v.margin or 0.0
+        claim = asserts(v.outcome, predicted, *v.ci, margin)
         if claim is None:
             continue
         if v.placebo is None:
             problems.append(f"{v.claim}: decided without a placebo")
-        elif (
-            claim == EFFECT
-            and v.placebo.outcome == v.outcome
-            and asserts(v.placebo.outcome, v.predicted or "none", *v.placebo.ci, v.margin or 0.0)
-            == EFFECT
-        ):
+        elif placebo_same(claim, v.outcome, predicted, margin, v.placebo):
             problems.append(f"{v.claim}: its placebo asserts the same effect")
-        if (claim == ABSENCE or v.outcome == stats.DISAGREES) and not (
-            v.positive_control and v.positive_control.detected
-        ):
+        if unseen(claim, v.outcome, v.positive_control):
             problems.append(f"{v.claim}: asserts {claim} without a detected positive control")
         unconverged = [c for c in v.conditions or () if converged.get(c) is not True]
         if v.conditions is None or unconverged:
